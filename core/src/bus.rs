@@ -1,0 +1,136 @@
+//! The event-bus port: how the API hands events to the shards that have interested sessions.
+//!
+//! The API encodes each event's `d` once and publishes one [`BusMessage`] per interested shard;
+//! each shard filters per session (intents, VIEW_CHANNEL, MESSAGE_CONTENT) and frames per session.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::gateway::close_code::CloseCode;
+use crate::gateway::event::EventKind;
+use crate::id::{GuildId, RoleId, UserId};
+use crate::model::channel::{ChannelType, PermissionOverwrite};
+use crate::permissions::{self, ChannelContext, GuildContext, MemberContext, Permissions};
+
+/// Ordinal of a gateway shard in the cluster.
+pub type ShardId = u16;
+
+/// What a recipient must be allowed to see for a channel-scoped event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAccess {
+    /// Channel type.
+    pub kind: ChannelType,
+    /// Guild owner.
+    pub owner_id: UserId,
+    /// Channel overwrites.
+    pub overwrites: Vec<PermissionOverwrite>,
+    /// Bits the recipient needs in the channel (VIEW_CHANNEL at least).
+    pub required: Permissions,
+    /// Every guild role with its permissions.
+    pub roles: Vec<(RoleId, Permissions)>,
+}
+
+impl ChannelAccess {
+    /// Whether a member holding `member_roles` may receive the event.
+    pub fn allows(&self, guild_id: GuildId, user_id: UserId, member_roles: &[RoleId]) -> bool {
+        let guild = GuildContext { guild_id, owner_id: self.owner_id, roles: &self.roles };
+        let member = MemberContext { user_id, roles: member_roles, timed_out: false };
+        let channel = ChannelContext { kind: self.kind, overwrites: &self.overwrites };
+        permissions::compute(&guild, &member, Some(&channel)).contains(self.required)
+    }
+}
+
+/// One dispatch event, encoded once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// Channel permission filter, for channel-scoped events.
+    pub access: Option<ChannelAccess>,
+    /// Users who see content even without MESSAGE_CONTENT (author, mentioned users).
+    pub content_exempt: Vec<UserId>,
+    /// Encoded `d`.
+    pub data: Bytes,
+    /// Encoded `d` with content fields emptied, for sessions without MESSAGE_CONTENT.
+    pub data_without_content: Option<Bytes>,
+    /// Guild the event belongs to.
+    pub guild_id: Option<GuildId>,
+    /// Event kind.
+    pub kind: EventKind,
+    /// Only this user's sessions receive it.
+    pub user_id: Option<UserId>,
+}
+
+/// A message on a shard's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BusMessage {
+    /// Deliver to interested local sessions.
+    Dispatch(std::sync::Arc<Dispatch>),
+    /// The user joined a guild: subscribe their sessions and send GUILD_CREATE.
+    GuildJoined {
+        /// Guild joined.
+        guild_id: GuildId,
+        /// Joining user.
+        user_id: UserId,
+    },
+    /// The user left or lost a guild: unsubscribe their sessions (GUILD_DELETE is a dispatch).
+    GuildLeft {
+        /// Guild left.
+        guild_id: GuildId,
+        /// Leaving user.
+        user_id: UserId,
+    },
+    /// The guild was deleted: unsubscribe every session.
+    GuildRemoved {
+        /// Deleted guild.
+        guild_id: GuildId,
+    },
+    /// Close every session of the user (token reset) with the given code.
+    CloseUserSessions {
+        /// Close code.
+        code: CloseCodeWire,
+        /// User.
+        user_id: UserId,
+    },
+}
+
+/// Close code as carried on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseCodeWire(pub u16);
+
+impl From<CloseCode> for CloseCodeWire {
+    fn from(c: CloseCode) -> Self {
+        Self(c.code())
+    }
+}
+
+/// Bus failure.
+#[derive(Debug, thiserror::Error)]
+#[error("event bus: {0}")]
+pub struct BusError(pub String);
+
+/// A shard's subscription.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Next message; `None` when the bus is shut down.
+    async fn next(&mut self) -> Option<BusMessage>;
+}
+
+/// The event bus and its interest registry.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes to one shard.
+    ///
+    /// # Errors
+    /// When the transport fails.
+    async fn publish(&self, shard: ShardId, message: BusMessage) -> Result<(), BusError>;
+    /// Shards with sessions interested in the guild (may include stale ones, never misses).
+    async fn guild_shards(&self, guild: GuildId) -> Vec<ShardId>;
+    /// Shard owning the user's sessions.
+    fn user_shard(&self, user: UserId) -> ShardId;
+    /// Records that a shard has a session in the guild (counted per session).
+    async fn add_interest(&self, shard: ShardId, guild: GuildId);
+    /// Drops one session's interest.
+    async fn remove_interest(&self, shard: ShardId, guild: GuildId);
+    /// Subscribes to a shard's channel.
+    async fn subscribe(&self, shard: ShardId) -> Box<dyn Subscription>;
+}

@@ -1,0 +1,23 @@
+//! Concord's pure domain crate: everything the API, gateway shards and router agree on.
+//!
+//! - [`id`] typed snowflake ids and [`snowflake`] their generator;
+//! - [`permissions`] Discord's permission bits and the one function that computes them;
+//! - [`model`] REST/gateway wire objects; [`gateway`] opcodes, close codes, intents, payloads;
+//! - [`error_code`] the Discord JSON error-code table;
+//! - [`token`] client token minting and verification;
+//! - [`repo`] and [`bus`] the ports that storage and event-bus adapters implement.
+//!
+//! This crate performs no I/O: no sockets, no database, no async runtime.
+
+pub mod bus;
+pub mod error_code;
+pub mod gateway;
+pub mod id;
+pub mod json;
+pub mod model;
+pub mod permissions;
+pub mod repo;
+pub mod shard_math;
+pub mod snowflake;
+pub mod timestamp;
+pub mod token;
