@@ -1,1 +1,44 @@
-fn main() {}
+//! `concord`: the all-in-one server. Parses configuration, starts every component, waits for
+//! SIGINT/SIGTERM, then drains.
+
+use anyhow::Context;
+use clap::Parser;
+use concord::{telemetry, Config, Server};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    telemetry::init_tracing(config.log_format);
+    if let Err(error) = config.validate() {
+        eprintln!("concord: invalid configuration: {error}");
+        std::process::exit(2);
+    }
+    tracing::info!(?config, "starting concord");
+    let server = Server::start(config).await.context("starting concord")?;
+    tracing::info!(addr = %server.addr(), admin = %server.admin_addr(), "concord is serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

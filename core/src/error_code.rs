@@ -45,6 +45,7 @@ codes! {
     MAX_CHANNELS = (30013, 400, "Maximum number of guild channels reached (500)");
     INVALID_TOKEN_UNAUTHORIZED = (40001, 401, "Unauthorized. Provide a valid token and try again");
     ALREADY_TAKEN = (40002, 400, "That username or email is already taken");
+    REQUEST_TOO_LARGE = (40005, 413, "Request entity too large");
     USER_BANNED = (40007, 403, "The user is banned from this guild.");
     MISSING_ACCESS = (50001, 403, "Missing Access");
     NOT_AUTHOR = (50005, 403, "Cannot edit a message authored by another user");

@@ -1,1 +1,35 @@
-//! placeholder
+//! Concord's gateway shard: owns the WebSocket sessions of one hash slice of users.
+//!
+//! A [`Shard`] consumes its event-bus channel and fans each dispatch out to its local sessions,
+//! filtering by intents, VIEW_CHANNEL (with each member's roles) and MESSAGE_CONTENT, framing
+//! the once-encoded event per session with only the sequence number added. Sessions keep a
+//! bounded replay buffer and outlive their socket for the resume window.
+//!
+//! - [`shard`]: the shard, its bus consumer and reaper;
+//! - [`connection`]: the per-socket task (HELLO, heartbeats, limits, Identify/Resume);
+//! - `session`: sequence numbers, replay, subscriptions, per-recipient filtering;
+//! - `op`: Identify, Resume and Request Guild Members;
+//! - [`compression`]: `zlib-stream` / `zstd-stream` transport contexts and their memory budget;
+//! - [`routing`]: the [`SessionRouter`] port the router implements;
+//! - [`config`]: [`ShardConfig`] and its defaults; [`error`]: [`Error`] → close codes.
+
+pub mod compression;
+pub mod config;
+pub mod connection;
+pub mod error;
+mod frame;
+mod guild_create;
+mod metrics;
+mod op;
+pub mod routing;
+mod session;
+pub mod shard;
+mod table;
+
+pub use compression::Compression;
+pub use config::ShardConfig;
+pub use connection::{serve, ConnectParams, ConnectionContext};
+pub use error::{Error, Result};
+pub use routing::SessionRouter;
+pub use session::SessionId;
+pub use shard::Shard;

@@ -1,0 +1,65 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+
+use concord_core::bus::EventBus;
+use concord_core::repo::Store;
+use concord_core::snowflake::SnowflakeGenerator;
+use concord_core::token::TokenKey;
+
+use crate::config::ApiConfig;
+use crate::error::Error;
+use crate::password::Passwords;
+use crate::ratelimit::RateLimiter;
+
+/// Everything the handlers share: storage, the event bus, token keys, the id generator,
+/// configuration, the password hasher and the rate limiter.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Event bus to the gateway shards.
+    pub bus: Arc<dyn EventBus>,
+    /// Token signing key.
+    pub tokens: TokenKey,
+    /// Snowflake generator of this process.
+    pub ids: Arc<SnowflakeGenerator>,
+    /// Configuration.
+    pub config: Arc<ApiConfig>,
+    pub(crate) passwords: Passwords,
+    pub(crate) limiter: Arc<RateLimiter>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state; builds the password hasher and the rate limiter once.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the Argon2 parameters are out of bounds.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        tokens: TokenKey,
+        ids: Arc<SnowflakeGenerator>,
+        config: ApiConfig,
+    ) -> Result<Self, Error> {
+        let passwords = Passwords::new(config.argon2).map_err(Error::Config)?;
+        let limiter = Arc::new(RateLimiter::new(config.rate_limits));
+        Ok(Self {
+            store,
+            bus,
+            tokens,
+            ids,
+            config: Arc::new(config),
+            passwords,
+            limiter,
+        })
+    }
+}

@@ -1,0 +1,430 @@
+//! One task per socket: HELLO, heartbeats, the command budget, Identify/Resume routing, and
+//! writing the session's frames through the connection's compression context.
+//!
+//! The task `select!`s over the next client message (from the reader task), the shard's
+//! control messages, the session's outgoing frames, the heartbeat deadline and shutdown.
+
+mod rate_limit;
+mod reader;
+
+use std::future::pending;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use concord_core::gateway::payload::incoming::{ClientFrame, Identify, RequestGuildMembers, Resume};
+use concord_core::gateway::{OpCode, MAX_CLIENT_PAYLOAD};
+use concord_core::json;
+use concord_core::token::{self, TokenKey};
+use fastwebsockets::{Frame, OpCode as WsOpCode, Payload, WebSocket, WebSocketWrite};
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, timeout, Duration, Instant};
+use tracing::{debug, field, info_span, Instrument};
+
+use crate::compression::{Compression, Transport};
+use crate::config::ShardConfig;
+use crate::error::{close_reason, Error, Result};
+use crate::frame::{self, OutFrame};
+use crate::metrics;
+use crate::op::{check_intents, check_shard};
+use crate::routing::SessionRouter;
+use crate::session::{Control, Link, Session, SessionId};
+use crate::shard::Shard;
+use rate_limit::CommandBudget;
+use reader::Inbound;
+
+/// Client messages buffered between the reader and the connection task.
+const INBOUND_QUEUE: usize = 8;
+/// Frames written per wake-up before flushing, so a busy session coalesces its writes.
+const WRITE_BATCH: usize = 64;
+/// How long to wait for the client's close frame after sending ours.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// What the client asked for in the connection URL's query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectParams {
+    /// `v`, when present.
+    pub version: Option<String>,
+    /// `encoding`, when present (`json` is the only one served).
+    pub encoding: Option<String>,
+    /// `compress`.
+    pub compression: Compression,
+}
+
+/// What every connection shares: how to find shards, the settings, the token key and the
+/// shutdown signal (`true` = tell clients to reconnect).
+#[derive(Clone)]
+pub struct ConnectionContext {
+    /// Finds the shard for Identify and Resume.
+    pub router: Arc<dyn SessionRouter>,
+    /// Heartbeat, compression and queue settings.
+    pub config: Arc<ShardConfig>,
+    /// Verifies client tokens before routing.
+    pub tokens: TokenKey,
+    /// Flips to `true` when the gateway shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for ConnectionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionContext").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Serves one upgraded WebSocket until it closes.
+pub async fn serve<S>(ws: WebSocket<S>, params: ConnectParams, context: ConnectionContext)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("gateway_session", conn = id, shard = field::Empty, session = field::Empty, user = field::Empty);
+    async move {
+        ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
+        let (read, write) = ws.split(tokio::io::split);
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let reader = tokio::spawn(reader::read_loop(read, inbound_tx));
+        let transport = Transport::new(params.compression, &context.config);
+        let now = Instant::now();
+        let mut connection = Connection {
+            id,
+            heartbeat_deadline: now + context.config.heartbeat_timeout(),
+            budget: CommandBudget::new(now),
+            context,
+            writer: write,
+            transport: Transport::Plain,
+            json: Vec::new(),
+            inbound,
+            bound: None,
+            frames: None,
+            control: None,
+            grace: None,
+        };
+        let end = match transport {
+            Ok(transport) => {
+                connection.transport = transport;
+                connection.run(&params).await
+            }
+            Err(error) => Err(error),
+        };
+        connection.finish(end).await;
+        reader.abort();
+        ::metrics::gauge!(metrics::CONNECTIONS).decrement(1.0);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// How a connection ended without a server error.
+enum End {
+    /// The client sent a close frame.
+    ClientClosed(Option<u16>),
+    /// The socket ended without one.
+    Dropped,
+}
+
+/// A session this connection serves.
+struct Bound {
+    shard: Arc<Shard>,
+    session: Arc<Session>,
+}
+
+struct Connection<S> {
+    id: u64,
+    context: ConnectionContext,
+    writer: WebSocketWrite<WriteHalf<S>>,
+    transport: Transport,
+    /// Scratch buffer for frames being written.
+    json: Vec<u8>,
+    inbound: mpsc::Receiver<Inbound>,
+    heartbeat_deadline: Instant,
+    budget: CommandBudget,
+    bound: Option<Bound>,
+    frames: Option<mpsc::Receiver<OutFrame>>,
+    control: Option<mpsc::UnboundedReceiver<Control>>,
+    /// When the server closes after having sent op 7.
+    grace: Option<Instant>,
+}
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn run(&mut self, params: &ConnectParams) -> Result<End> {
+        let interval = u64::try_from(self.context.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
+        self.send(&frame::hello(interval)).await?;
+        self.flush().await?;
+        if params.version.as_deref().is_some_and(|v| v != "10") {
+            return Err(Error::InvalidApiVersion);
+        }
+        if params.encoding.as_deref().is_some_and(|e| e != "json") {
+            return Err(Error::UnsupportedEncoding);
+        }
+        let mut shutdown = self.context.shutdown.clone();
+        if *shutdown.borrow_and_update() {
+            self.begin_reconnect().await?;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                control = next_control(&mut self.control) => match control {
+                    Some(Control::Close(error)) => return Err(error),
+                    None => self.control = None,
+                },
+                inbound = self.inbound.recv() => match inbound {
+                    Some(inbound) => {
+                        if let Some(end) = self.on_inbound(inbound).await? {
+                            return Ok(end);
+                        }
+                    }
+                    None => return Ok(End::Dropped),
+                },
+                frame = next_frame(&mut self.frames) => match frame {
+                    Some(frame) => self.write_queued(frame).await?,
+                    // The session let go of this connection; its control message says why.
+                    None => self.frames = None,
+                },
+                () = sleep_until(self.heartbeat_deadline) => return Err(Error::HeartbeatTimeout),
+                _ = shutdown.changed(), if self.grace.is_none() => self.begin_reconnect().await?,
+                () = sleep_until_or_pending(self.grace) => return Err(Error::Reconnect),
+            }
+        }
+    }
+
+    /// Sends op 7 and closes after the grace period unless the client leaves first.
+    async fn begin_reconnect(&mut self) -> Result<()> {
+        self.send(frame::RECONNECT).await?;
+        self.flush().await?;
+        self.grace = Some(Instant::now() + self.context.config.reconnect_grace);
+        Ok(())
+    }
+
+    async fn on_inbound(&mut self, inbound: Inbound) -> Result<Option<End>> {
+        match inbound {
+            Inbound::Message(payload) => self.on_payload(payload).await.map(|()| None),
+            Inbound::TooLarge => Err(Error::PayloadTooLarge),
+            Inbound::Malformed => Err(Error::Decode),
+            Inbound::Ping(data) => {
+                self.writer.write_frame(Frame::pong(Payload::Owned(data))).await?;
+                self.flush().await?;
+                Ok(None)
+            }
+            Inbound::Close(code) => Ok(Some(End::ClientClosed(code))),
+            Inbound::Gone => Ok(Some(End::Dropped)),
+        }
+    }
+
+    async fn on_payload(&mut self, mut payload: Vec<u8>) -> Result<()> {
+        if payload.len() > MAX_CLIENT_PAYLOAD {
+            return Err(Error::PayloadTooLarge);
+        }
+        let now = Instant::now();
+        if !self.budget.spend(now) {
+            return Err(Error::RateLimited);
+        }
+        let command: ClientFrame = json::from_slice(&mut payload).map_err(|_| Error::Decode)?;
+        match command.op {
+            op if op == OpCode::Heartbeat as i64 => {
+                self.heartbeat_deadline = now + self.context.config.heartbeat_timeout();
+                self.send(frame::HEARTBEAT_ACK).await?;
+                self.flush().await
+            }
+            op if op == OpCode::Identify as i64 => self.on_identify(command.d).await,
+            op if op == OpCode::Resume as i64 => self.on_resume(command.d).await,
+            op if op == OpCode::RequestGuildMembers as i64 => {
+                let bound = self.bound.as_ref().ok_or(Error::NotAuthenticated)?;
+                let request: RequestGuildMembers = serde_json::from_value(command.d).map_err(|_| Error::Decode)?;
+                bound.shard.request_guild_members(&bound.session, request).await
+            }
+            op if [
+                OpCode::PresenceUpdate,
+                OpCode::VoiceStateUpdate,
+                OpCode::RequestSoundboardSounds,
+                OpCode::RequestChannelInfo,
+            ]
+            .iter()
+            .any(|known| *known as i64 == op) =>
+            {
+                // Accepted and ignored: closing would break libraries that send them.
+                if self.bound.is_none() {
+                    return Err(Error::NotAuthenticated);
+                }
+                Ok(())
+            }
+            op => Err(Error::UnknownOpcode(op)),
+        }
+    }
+
+    async fn on_identify(&mut self, data: serde_json::Value) -> Result<()> {
+        if self.bound.is_some() {
+            return Err(Error::AlreadyAuthenticated);
+        }
+        let identify: Identify = serde_json::from_value(data).map_err(|_| Error::Decode)?;
+        let claims = verify(&self.context.tokens, &identify.token)?;
+        check_shard(identify.shard)?;
+        check_intents(identify.intents)?;
+        let shard = self.context.router.route_identify(claims.user_id).ok_or(Error::NoLiveShard)?;
+        let link = self.new_link();
+        let started = Instant::now();
+        let (session, first) = shard.identify(claims, &identify, link).await?;
+        ::metrics::histogram!(metrics::IDENTIFY_SECONDS).record(started.elapsed().as_secs_f64());
+        debug!(guilds = first.len().saturating_sub(1), "identified");
+        self.bound = Some(Bound { shard, session });
+        self.write_all(&first).await
+    }
+
+    async fn on_resume(&mut self, data: serde_json::Value) -> Result<()> {
+        if self.bound.is_some() {
+            return Err(Error::AlreadyAuthenticated);
+        }
+        let resume: Resume = serde_json::from_value(data).map_err(|_| Error::Decode)?;
+        let claims = verify(&self.context.tokens, &resume.token)?;
+        let shard = SessionId::parse(&resume.session_id).and_then(|id| self.context.router.route_resume(id));
+        let resumed = match shard {
+            Some(shard) => {
+                let link = self.new_link();
+                shard.resume(claims, &resume, link).await?.map(|(session, replay)| (shard, session, replay))
+            }
+            None => None,
+        };
+        match resumed {
+            Some((shard, session, replay)) => {
+                debug!(replayed = replay.len().saturating_sub(1), "resumed");
+                self.bound = Some(Bound { shard, session });
+                self.write_all(&replay).await
+            }
+            None => {
+                self.frames = None;
+                self.control = None;
+                self.send(frame::INVALID_SESSION).await?;
+                self.flush().await
+            }
+        }
+    }
+
+    /// A fresh link for a session; replaces any previous receivers.
+    fn new_link(&mut self) -> Link {
+        let (frames, frames_rx) = mpsc::channel(self.context.config.outgoing_capacity.max(1));
+        let (control, control_rx) = mpsc::unbounded_channel();
+        self.frames = Some(frames_rx);
+        self.control = Some(control_rx);
+        Link { id: self.id, frames, control }
+    }
+
+    /// Writes one queued frame and whatever else is already queued, then flushes once.
+    async fn write_queued(&mut self, first: OutFrame) -> Result<()> {
+        self.write_frame(&first).await?;
+        for _ in 1..WRITE_BATCH {
+            let Some(next) = self.frames.as_mut().and_then(|rx| rx.try_recv().ok()) else { break };
+            self.write_frame(&next).await?;
+        }
+        self.flush().await
+    }
+
+    async fn write_all(&mut self, frames: &[OutFrame]) -> Result<()> {
+        for frame in frames {
+            self.write_frame(frame).await?;
+        }
+        self.flush().await
+    }
+
+    async fn write_frame(&mut self, frame: &OutFrame) -> Result<()> {
+        frame.write_json(&mut self.json);
+        send_payload(&mut self.writer, &mut self.transport, &self.json).await
+    }
+
+    async fn send(&mut self, json: &[u8]) -> Result<()> {
+        send_payload(&mut self.writer, &mut self.transport, json).await
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.writer.flush().await.map_err(Error::from)
+    }
+
+    /// Sends the close frame (if any), waits briefly for the client's, and releases the session.
+    async fn finish(mut self, end: Result<End>) {
+        let keep = match &end {
+            Ok(End::ClientClosed(code)) => {
+                let reply = match code {
+                    Some(code) => Frame::close(*code, b""),
+                    None => Frame::close_raw(Payload::Owned(Vec::new())),
+                };
+                let _ = self.writer.write_frame(reply).await;
+                let _ = self.flush().await;
+                let normal = matches!(code, Some(1000 | 1001));
+                metrics::closed(if normal { "client_normal" } else { "client_other" });
+                !normal
+            }
+            Ok(End::Dropped) => {
+                metrics::closed("dropped");
+                true
+            }
+            Err(error) => {
+                if let Some(code) = error.close_code() {
+                    debug!(code, %error, "closing");
+                    metrics::closed(metrics::code_label(code));
+                    let sent = self.writer.write_frame(Frame::close(code, close_reason(code).as_bytes())).await;
+                    if sent.is_ok() && self.flush().await.is_ok() {
+                        self.linger().await;
+                    }
+                } else {
+                    debug!(%error, "socket failed");
+                    metrics::closed("dropped");
+                }
+                error.keeps_session()
+            }
+        };
+        if let Some(bound) = self.bound.take() {
+            bound.shard.release(&bound.session, self.id, keep).await;
+        }
+    }
+
+    /// Waits for the client's close frame (or the end of the socket) so that the server's
+    /// close frame is not lost to a reset caused by unread client data.
+    async fn linger(&mut self) {
+        let deadline = Instant::now() + CLOSE_LINGER;
+        while let Ok(Some(inbound)) = timeout(deadline.saturating_duration_since(Instant::now()), self.inbound.recv()).await {
+            if matches!(inbound, Inbound::Close(_) | Inbound::Gone) {
+                return;
+            }
+        }
+    }
+}
+
+/// Encodes `json` through the connection's compression and writes it as one message.
+async fn send_payload<W>(writer: &mut WebSocketWrite<W>, transport: &mut Transport, json: &[u8]) -> Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let (binary, bytes) = transport.encode(json)?;
+    let opcode = if binary { WsOpCode::Binary } else { WsOpCode::Text };
+    writer.write_frame(Frame::new(true, opcode, None, Payload::Borrowed(bytes))).await?;
+    Ok(())
+}
+
+/// Verifies a token from Identify or Resume (with or without a `Bot ` prefix).
+fn verify(tokens: &TokenKey, raw: &str) -> Result<token::TokenClaims> {
+    tokens.verify(token::strip_scheme(raw)).map_err(|_| Error::AuthenticationFailed)
+}
+
+async fn next_frame(rx: &mut Option<mpsc::Receiver<OutFrame>>) -> Option<OutFrame> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => pending().await,
+    }
+}
+
+async fn next_control(rx: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => pending().await,
+    }
+}
+
+async fn sleep_until_or_pending(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
+    }
+}

@@ -1,0 +1,47 @@
+//! Metric names and the few helpers that record them (labels come from bounded sets only).
+
+use concord_core::gateway::EventKind;
+
+/// Gauge: live sessions, by shard.
+pub(crate) const SESSIONS: &str = "concord_gateway_sessions";
+/// Gauge: open sockets.
+pub(crate) const CONNECTIONS: &str = "concord_gateway_connections";
+/// Counter: dispatches sequenced for sessions, by event name.
+pub(crate) const DISPATCHES: &str = "concord_gateway_dispatches_total";
+/// Histogram: time from Identify to READY being queued.
+pub(crate) const IDENTIFY_SECONDS: &str = "concord_gateway_identify_seconds";
+/// Counter: closes, by code (client-initiated ones by `client_normal`/`client_other`/`dropped`).
+pub(crate) const CLOSES: &str = "concord_gateway_close_total";
+
+/// Counts `count` dispatches of `kind`.
+pub(crate) fn dispatched(kind: EventKind, count: u64) {
+    if count > 0 {
+        metrics::counter!(DISPATCHES, "event" => kind.name()).increment(count);
+    }
+}
+
+/// Counts one close.
+pub(crate) fn closed(code: &'static str) {
+    metrics::counter!(CLOSES, "code" => code).increment(1);
+}
+
+/// Label for a server close code; unknown numbers share one label to keep the set bounded.
+pub(crate) fn code_label(code: u16) -> &'static str {
+    match code {
+        4000 => "4000",
+        4001 => "4001",
+        4002 => "4002",
+        4003 => "4003",
+        4004 => "4004",
+        4005 => "4005",
+        4007 => "4007",
+        4008 => "4008",
+        4009 => "4009",
+        4010 => "4010",
+        4011 => "4011",
+        4012 => "4012",
+        4013 => "4013",
+        4014 => "4014",
+        _ => "other",
+    }
+}

@@ -1,0 +1,306 @@
+//! The shard: its session table, the bus consumer that fans dispatches out to local sessions,
+//! guild subscription changes, and the reaper of expired sessions.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use concord_core::bus::{BusMessage, Dispatch, EventBus, ShardId};
+use concord_core::gateway::{EventKind, Intents};
+use concord_core::id::{GuildId, RoleId, UserId};
+use concord_core::repo::Store;
+use concord_core::token::TokenKey;
+use serde::Deserialize;
+use tokio::time::{Duration, Instant};
+use tracing::{debug, warn};
+
+use crate::config::ShardConfig;
+use crate::error::{Error, Result};
+use crate::frame::EncodedEvent;
+use crate::guild_create;
+use crate::metrics;
+use crate::session::{Control, EncodeCache, Offer, Session, SessionId};
+use crate::table::SessionTable;
+
+/// Shortest and longest pause between reaper passes.
+const REAP_PERIOD_BOUNDS: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(5));
+
+/// One gateway shard: owns the sessions of its slice of users.
+pub struct Shard {
+    id: ShardId,
+    label: String,
+    config: Arc<ShardConfig>,
+    pub(crate) store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    tokens: TokenKey,
+    table: SessionTable,
+    /// Serialises subscription changes so that each session's guild set, the guild index and
+    /// the bus interest counts move together (interest is counted per session).
+    membership: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("id", &self.id).field("sessions", &self.table.len()).finish_non_exhaustive()
+    }
+}
+
+impl Shard {
+    /// Creates shard `shard_id`. Nothing is consumed until [`Shard::run`] is spawned.
+    pub fn new(
+        shard_id: ShardId,
+        config: ShardConfig,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        tokens: TokenKey,
+    ) -> Arc<Self> {
+        let shard = Arc::new(Self {
+            id: shard_id,
+            label: shard_id.to_string(),
+            config: Arc::new(config),
+            store,
+            bus,
+            tokens,
+            table: SessionTable::default(),
+            membership: tokio::sync::Mutex::new(()),
+        });
+        shard.record_sessions();
+        shard
+    }
+
+    /// Shard ordinal.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &Arc<ShardConfig> {
+        &self.config
+    }
+
+    /// Key that verifies client tokens.
+    pub fn token_key(&self) -> &TokenKey {
+        &self.tokens
+    }
+
+    /// Number of live (connected or resumable) sessions.
+    pub fn session_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the shard holds the session.
+    pub fn has_session(&self, id: SessionId) -> bool {
+        self.table.get(id).is_some()
+    }
+
+    /// Consumes the shard's bus channel until `shutdown` resolves or the bus closes, and reaps
+    /// sessions whose resume window has passed.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
+        let mut subscription = self.bus.subscribe(self.id).await;
+        let reaper = tokio::spawn(self.clone().reap_forever());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                message = subscription.next() => match message {
+                    Some(message) => self.handle(message).await,
+                    None => {
+                        warn!(shard = self.id, "event bus closed");
+                        break;
+                    }
+                },
+            }
+        }
+        reaper.abort();
+    }
+
+    async fn reap_forever(self: Arc<Self>) {
+        let (min, max) = REAP_PERIOD_BOUNDS;
+        let mut tick = tokio::time::interval((self.config.resume_window / 4).clamp(min, max));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.reap(Instant::now()).await;
+        }
+    }
+
+    /// Drops every session whose socket has been gone for the whole resume window.
+    pub(crate) async fn reap(&self, now: Instant) {
+        for session in self.table.all() {
+            if let Some(guilds) = session.close_if_expired(now, self.config.resume_window) {
+                debug!(shard = self.id, session = %session.id, "session expired");
+                self.forget(session.id, guilds).await;
+            }
+        }
+    }
+
+    async fn handle(&self, message: BusMessage) {
+        match message {
+            BusMessage::Dispatch(dispatch) => self.deliver(&dispatch),
+            BusMessage::GuildJoined { guild_id, user_id } => {
+                if let Err(error) = self.guild_joined(guild_id, user_id).await {
+                    warn!(shard = self.id, guild = %guild_id, %error, "could not load joined guild");
+                }
+            }
+            BusMessage::GuildLeft { guild_id, user_id } => {
+                let sessions = self.table.user_sessions(user_id);
+                self.unsubscribe_all(guild_id, &sessions).await;
+            }
+            BusMessage::GuildRemoved { guild_id } => {
+                let sessions = self.table.guild_sessions(guild_id);
+                self.unsubscribe_all(guild_id, &sessions).await;
+            }
+            BusMessage::CloseUserSessions { code, user_id } => {
+                for session in self.table.user_sessions(user_id) {
+                    let (guilds, link) = session.close(Some(code.0));
+                    self.forget(session.id, guilds).await;
+                    if let Some(link) = link {
+                        let _ = link.control.send(Control::Close(Error::ClosedByServer(code.0)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fans a dispatch out to the local sessions it concerns.
+    fn deliver(&self, dispatch: &Arc<Dispatch>) {
+        let update = (dispatch.kind == EventKind::GuildMemberUpdate)
+            .then(|| serde_json::from_slice::<MemberUpdate>(&dispatch.data).ok())
+            .flatten();
+        if let (Some(update), Some(guild)) = (&update, dispatch.guild_id) {
+            // Roles first, so this and later events are judged with the new roles.
+            for session in self.table.user_sessions(update.user.id) {
+                session.set_roles(guild, &update.roles);
+            }
+        }
+        let subject = update.map(|u| u.user.id);
+        let targets = match (dispatch.user_id, dispatch.guild_id) {
+            (Some(user), _) => self.table.user_sessions(user),
+            (None, Some(guild)) => self.table.guild_sessions(guild),
+            (None, None) => self.table.all(),
+        };
+        let mut cache = EncodeCache::new(dispatch);
+        let mut sequenced = 0;
+        for session in targets {
+            if session.offer(dispatch, subject, &mut cache) == Offer::Sequenced {
+                sequenced += 1;
+            }
+        }
+        metrics::dispatched(dispatch.kind, sequenced);
+    }
+
+    async fn guild_joined(&self, guild: GuildId, user: UserId) -> Result<()> {
+        let sessions: Vec<_> =
+            self.table.user_sessions(user).into_iter().filter(|s| s.wants_guild(guild)).collect();
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        {
+            let _membership = self.membership.lock().await;
+            for session in &sessions {
+                if session.add_guild(guild, Vec::new()) {
+                    self.table.subscribe(guild, session);
+                    self.bus.add_interest(self.id, guild).await;
+                }
+            }
+        }
+        // Sessions of one user differ only in how many members they get and the threshold.
+        let mut built: Vec<(ViewKey, Option<JoinedView>)> = Vec::new();
+        let mut sequenced = 0;
+        for session in &sessions {
+            let key = (session.intents.contains(Intents::GUILD_PRESENCES), session.large_threshold);
+            let view = match built.iter().find(|(k, _)| *k == key) {
+                Some((_, view)) => view.clone(),
+                None => {
+                    let view = guild_create::load(&*self.store, guild, user, key.0, key.1)
+                        .await?
+                        .map(|v| (EncodedEvent::encode(EventKind::GuildCreate, &v.create), v.roles));
+                    built.push((key, view.clone()));
+                    view
+                }
+            };
+            let Some((event, roles)) = view else { continue };
+            session.set_roles(guild, &roles);
+            if session.intents.contains(Intents::GUILDS) && session.push_event(event) == Offer::Sequenced {
+                sequenced += 1;
+            }
+        }
+        metrics::dispatched(EventKind::GuildCreate, sequenced);
+        Ok(())
+    }
+
+    async fn unsubscribe_all(&self, guild: GuildId, sessions: &[Arc<Session>]) {
+        let _membership = self.membership.lock().await;
+        for session in sessions {
+            if session.remove_guild(guild) {
+                self.table.unsubscribe(guild, session.id);
+                self.bus.remove_interest(self.id, guild).await;
+            }
+        }
+    }
+
+    /// Adds a new session and its guild subscriptions (registering bus interest) before its
+    /// guilds are loaded, so events published meanwhile wait in the session.
+    pub(crate) async fn register(&self, session: &Arc<Session>, guilds: &[GuildId]) {
+        let _membership = self.membership.lock().await;
+        self.table.insert(session.clone());
+        for guild in guilds {
+            if session.add_guild(*guild, Vec::new()) {
+                self.table.subscribe(*guild, session);
+                self.bus.add_interest(self.id, *guild).await;
+            }
+        }
+        self.record_sessions();
+    }
+
+    /// Drops one guild subscription of a session.
+    pub(crate) async fn unsubscribe(&self, session: &Arc<Session>, guild: GuildId) {
+        self.unsubscribe_all(guild, std::slice::from_ref(session)).await;
+    }
+
+    /// Removes a closed session from the table and releases its guild interest.
+    pub(crate) async fn forget(&self, id: SessionId, guilds: Vec<GuildId>) {
+        let _membership = self.membership.lock().await;
+        self.table.remove(id);
+        for guild in guilds {
+            self.table.unsubscribe(guild, id);
+            self.bus.remove_interest(self.id, guild).await;
+        }
+        self.record_sessions();
+    }
+
+    /// Called when connection `conn` of `session` ends: the session stays for the resume
+    /// window when `keep`, else it is dropped (unless another connection took it over).
+    pub(crate) async fn release(&self, session: &Arc<Session>, conn: u64, keep: bool) {
+        if keep {
+            session.detach(conn, Instant::now());
+        } else if let Some(guilds) = session.close_if_linked(conn) {
+            self.forget(session.id, guilds).await;
+        }
+    }
+
+    /// Looks a session up.
+    pub(crate) fn session(&self, id: SessionId) -> Option<Arc<Session>> {
+        self.table.get(id)
+    }
+
+    fn record_sessions(&self) {
+        ::metrics::gauge!(metrics::SESSIONS, "shard" => self.label.clone()).set(self.table.len() as f64);
+    }
+}
+
+/// What a joined guild's GUILD_CREATE depends on: all members wanted, large threshold.
+type ViewKey = (bool, u32);
+/// A joined guild's encoded GUILD_CREATE and the member's roles in it.
+type JoinedView = (Arc<EncodedEvent>, Vec<RoleId>);
+
+/// The parts of GUILD_MEMBER_UPDATE the shard tracks.
+#[derive(Deserialize)]
+struct MemberUpdate {
+    roles: Vec<RoleId>,
+    user: MemberUpdateUser,
+}
+
+#[derive(Deserialize)]
+struct MemberUpdateUser {
+    id: UserId,
+}

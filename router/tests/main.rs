@@ -1,0 +1,12 @@
+//! Gateway integration tests over real sockets: an axum server whose fallback is
+//! `serve_upgrade`, real shards on a `LocalBus`, a real SQLite or PostgreSQL store, and a
+//! tokio-tungstenite client.
+
+mod common;
+
+mod delivery;
+mod handshake;
+mod postgres;
+mod resume;
+mod shutdown;
+mod transport;

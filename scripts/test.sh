@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: services, formatting, lints, every workspace test (SQLite, PostgreSQL, real
+# sockets, twilight), then the discord.py end-to-end script against a running server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/concord-target}"
+export CONCORD_TEST_POSTGRES_URL="${CONCORD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+bash scripts/services.sh
+
+# Scratch databases from earlier runs are dropped so they do not pile up.
+psql "$CONCORD_TEST_POSTGRES_URL" -Atc "select datname from pg_database where datname like 'concord_test_%'" \
+  | while read -r db; do psql "$CONCORD_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\"" || true; done
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+bash scripts/dpy_smoke.sh
