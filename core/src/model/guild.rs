@@ -30,6 +30,8 @@ pub struct Guild {
     pub explicit_content_filter: u8,
     /// Feature strings.
     pub features: Vec<String>,
+    /// Server guide header hash.
+    pub home_header: Option<String>,
     /// Icon hash.
     pub icon: Option<String>,
     /// Guild id.
@@ -48,6 +50,8 @@ pub struct Guild {
     pub mfa_level: u8,
     /// Name.
     pub name: String,
+    /// Age-restricted guild.
+    pub nsfw: bool,
     /// NSFW level.
     pub nsfw_level: u8,
     /// Owner.
@@ -62,8 +66,8 @@ pub struct Guild {
     pub premium_tier: u8,
     /// Public updates channel.
     pub public_updates_channel_id: Option<ChannelId>,
-    /// Deprecated voice region.
-    pub region: Option<String>,
+    /// Voice region; Discord now always sends `"deprecated"`.
+    pub region: String,
     /// Roles.
     pub roles: Vec<Role>,
     /// Rules channel.

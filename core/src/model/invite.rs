@@ -22,8 +22,12 @@ pub struct InviteGuild {
     pub id: GuildId,
     /// Name.
     pub name: String,
+    /// Age-restricted guild.
+    pub nsfw: bool,
     /// NSFW level.
     pub nsfw_level: u8,
+    /// Boost count.
+    pub premium_subscription_count: u32,
     /// Splash hash.
     pub splash: Option<String>,
     /// Vanity code.

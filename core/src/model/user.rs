@@ -17,8 +17,12 @@ pub struct User {
     pub discriminator: String,
     /// Display name.
     pub global_name: Option<String>,
+    /// User flags (equal to the public ones here).
+    pub flags: u64,
     /// User id.
     pub id: UserId,
+    /// Primary guild tag; Concord has none.
+    pub primary_guild: Option<serde_json::Value>,
     /// Public flags.
     pub public_flags: u64,
     /// Unique name.
@@ -33,8 +37,6 @@ pub struct CurrentUser {
     pub user: User,
     /// Email address, if any.
     pub email: Option<String>,
-    /// User flags.
-    pub flags: u64,
     /// Locale, `en-US` by default.
     pub locale: String,
     /// Always false: Concord has no MFA yet.

@@ -76,8 +76,11 @@ impl UserRow {
             banner: self.banner,
             bot: self.bot,
             discriminator: self.discriminator,
+            // Others see only the public flags; the owner's view replaces them.
+            flags: bits_from_db(self.public_flags),
             global_name: self.global_name,
             id: id(self.user_id),
+            primary_guild: None,
             public_flags: bits_from_db(self.public_flags),
             username: self.username,
         }
@@ -97,10 +100,11 @@ pub(crate) struct CurrentUserRow {
 
 impl CurrentUserRow {
     pub(crate) fn into_current_user(self) -> CurrentUser {
+        let mut user = self.user.into_user();
+        user.flags = bits_from_db(self.flags);
         CurrentUser {
-            user: self.user.into_user(),
+            user,
             email: self.email,
-            flags: bits_from_db(self.flags),
             locale: self.locale,
             mfa_enabled: false,
             verified: self.verified,
@@ -150,6 +154,7 @@ impl GuildRow {
             emojis: Vec::new(),
             explicit_content_filter: small(self.explicit_content_filter),
             features: serde_json::from_str(&self.features)?,
+            home_header: None,
             icon: self.icon,
             id: id(self.guild_id),
             incidents_data: None,
@@ -159,6 +164,7 @@ impl GuildRow {
             max_video_channel_users: MAX_VIDEO_CHANNEL_USERS,
             mfa_level: small(self.mfa_level),
             name: self.name,
+            nsfw: false,
             nsfw_level: small(self.nsfw_level),
             owner_id: id(self.owner_id),
             preferred_locale: self.preferred_locale,
@@ -166,7 +172,7 @@ impl GuildRow {
             premium_subscription_count: 0,
             premium_tier: 0,
             public_updates_channel_id: opt_id(self.public_updates_channel_id),
-            region: None,
+            region: "deprecated".to_owned(),
             roles,
             rules_channel_id: opt_id(self.rules_channel_id),
             safety_alerts_channel_id: opt_id(self.safety_alerts_channel_id),
@@ -434,20 +440,32 @@ pub(crate) struct ApplicationRow {
     verify_key: String,
     description: String,
     icon: Option<String>,
+    guild_count: i64,
 }
 
 impl ApplicationRow {
     pub(crate) fn into_application(self, owner: User, bot: Option<User>) -> Application {
+        let flags = bits_from_db(self.flags);
         Application {
+            approximate_guild_count: u64::try_from(self.guild_count).unwrap_or(0),
+            approximate_user_authorization_count: 0,
+            approximate_user_install_count: 0,
             bot,
             bot_public: true,
             bot_require_code_grant: false,
             description: self.description,
-            flags: bits_from_db(self.flags),
+            eligible_oauth2_scopes: Vec::new(),
+            explicit_content_filter: 0,
+            flags,
+            flags_new: flags.to_string(),
             icon: self.icon,
             id: id(self.application_id),
+            interactions_endpoint_url: None,
+            kind: None,
             name: self.name,
             owner,
+            redirect_uris: Vec::new(),
+            role_connections_verification_url: None,
             summary: String::new(),
             team: None,
             verify_key: self.verify_key,
@@ -502,7 +520,9 @@ impl InviteRow {
                 icon: self.guild_icon,
                 id: id(self.guild_id),
                 name: self.guild_name,
+                nsfw: false,
                 nsfw_level: small(self.guild_nsfw_level),
+                premium_subscription_count: 0,
                 splash: self.guild_splash,
                 vanity_url_code: self.guild_vanity_url_code,
                 verification_level: small(self.guild_verification_level),

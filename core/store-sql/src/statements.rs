@@ -259,7 +259,8 @@ macro_rules! define_statements {
             application_id: i64,
         ) -> $crate::Result<Option<ApplicationRow>> {
             sqlx::query_as(
-                "select application_id, owner_id, name, flags, verify_key, description, icon \
+                "select application_id, owner_id, name, flags, verify_key, description, icon, \
+                 (select count(*) from member where member.user_id = application.application_id) as guild_count \
                  from application where application_id = $1",
             )
             .bind(application_id)
