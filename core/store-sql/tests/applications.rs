@@ -44,6 +44,8 @@ async fn create_and_read_application(ctx: Ctx) {
     assert_eq!(app.id.get(), 20);
     assert_eq!(app.name, "helper app");
     assert_eq!(app.flags, FLAGS_ALL_PRIVILEGED);
+    assert_eq!(app.flags_new, FLAGS_ALL_PRIVILEGED.to_string());
+    assert_eq!(app.approximate_guild_count, 0);
     assert_eq!(app.verify_key, "ab".repeat(32));
     assert_eq!(app.owner.id, owner);
     assert_eq!(app.owner.username, "owner");

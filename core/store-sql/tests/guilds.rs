@@ -48,7 +48,7 @@ async fn create_guild_and_read(ctx: Ctx) {
     assert_eq!(guild.premium_subscription_count, 0);
     assert_eq!(guild.premium_tier, 0);
     assert_eq!(guild.public_updates_channel_id, None);
-    assert_eq!(guild.region, None);
+    assert_eq!(guild.region, "deprecated");
     assert_eq!(guild.rules_channel_id, None);
     assert_eq!(guild.safety_alerts_channel_id, None);
     assert_eq!(guild.splash, None);

@@ -26,7 +26,8 @@ async fn insert_and_read_current_user(ctx: Ctx) {
     assert_eq!(me.user.global_name, None);
     assert_eq!(me.user.public_flags, 0);
     assert_eq!(me.email.as_deref(), Some("alice@example.com"));
-    assert_eq!(me.flags, 0);
+    assert_eq!(me.user.flags, 0);
+    assert_eq!(me.user.primary_guild, None);
     assert_eq!(me.locale, "en-US");
     assert!(!me.mfa_enabled);
     assert!(!me.verified);
