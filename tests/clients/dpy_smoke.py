@@ -34,7 +34,9 @@ async def rest(session, method, path, token=None, body=None, expect=(200, 201, 2
     headers = {"Authorization": token} if token else {}
     async with session.request(method, API + path, json=body, headers=headers) as resp:
         data = await resp.json() if resp.status != 204 else None
-        check(resp.status in expect, f"{method} {path} -> {resp.status} {data}")
+        if resp.status not in expect:
+            print(f"unexpected body: {data}")
+        check(resp.status in expect, f"{method} {path} -> {resp.status}")
         if resp.status != 204:
             check(resp.headers.get("Content-Type") == "application/json", f"{path} content type")
         return data
