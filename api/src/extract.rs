@@ -212,7 +212,6 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for AppPath<T> {
             .iter()
             .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
             .collect();
-        let values = map.clone();
         serde_path_to_error::deserialize(serde_json::Value::Object(map))
             .map(Self)
             .map_err(|err| {
@@ -222,9 +221,10 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for AppPath<T> {
                 });
                 match key {
                     Some(key) => {
-                        let shown = values
-                            .get(&key)
-                            .and_then(|v| v.as_str())
+                        let shown = raw
+                            .iter()
+                            .find(|(k, _)| *k == key)
+                            .map(|(_, v)| v)
                             .unwrap_or_default();
                         Error::field(
                             &[&key],

@@ -45,6 +45,8 @@ struct InvitePath {
     code: String,
 }
 
+/// Create-invite body. Discord's `unique` is accepted and ignored: every invite is unique here,
+/// Concord never hands back an equivalent existing one.
 #[derive(Debug, Deserialize)]
 struct CreateInvite {
     #[serde(default)]
@@ -53,8 +55,6 @@ struct CreateInvite {
     max_uses: Option<i64>,
     #[serde(default)]
     temporary: Option<bool>,
-    #[serde(default)]
-    unique: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,8 +98,6 @@ async fn create_invite(
     validate::range(&mut errors, &["max_age"], max_age, 0, MAX_AGE_MAX);
     validate::range(&mut errors, &["max_uses"], max_uses, 0, MAX_USES_MAX);
     errors.finish()?;
-    // Every invite is unique here: Concord does not hand back an equivalent existing invite.
-    let _ = body.unique;
 
     let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
     if scope.channel.kind == ChannelType::GuildCategory {

@@ -4,7 +4,7 @@
 //! `concord_core::permissions::compute`, call the repository, publish the gateway event(s),
 //! respond. Modules:
 //!
-//! - [`http`] assembles the [`router`]; resource modules (`auth`, `applications`, `users`,
+//! - `http` assembles the [`router`]; resource modules (`auth`, `applications`, `users`,
 //!   `gateway`, `guilds`, `channels`, `messages`, `reactions`, `invites`) each open with their
 //!   route table;
 //! - [`error`] is the one error type and its mapping to Discord's error bodies;
@@ -22,7 +22,7 @@ mod events;
 pub mod extract;
 mod gateway;
 mod guilds;
-pub mod http;
+mod http;
 mod invites;
 mod messages;
 mod password;

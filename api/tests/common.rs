@@ -49,16 +49,22 @@ macro_rules! backend_tests {
 /// Configuration for tests: cheap hashing, limits out of the way.
 pub fn test_config() -> ApiConfig {
     let mut config = ApiConfig::new("ws://127.0.0.1:9999");
-    config.argon2 = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
-    config.rate_limits =
-        RateLimitConfig { route_limit: 100_000, route_window: Duration::from_secs(1), global_per_second: 100_000 };
+    config.argon2 = Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+    config.rate_limits = RateLimitConfig {
+        route_limit: 100_000,
+        route_window: Duration::from_secs(1),
+        global_per_second: 100_000,
+    };
     config
 }
 
 pub struct TestApp {
     pub router: Router,
     pub bus: Arc<LocalBus>,
-    pub state: AppState,
     subscriptions: Mutex<HashMap<ShardId, Box<dyn Subscription>>>,
 }
 
@@ -89,7 +95,9 @@ impl TestResponse {
     #[track_caller]
     pub fn json(&self) -> Value {
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/json"),
             "JSON responses must carry exactly `application/json`"
         );
@@ -99,14 +107,24 @@ impl TestResponse {
     /// Asserts a status and returns the JSON body.
     #[track_caller]
     pub fn ok(&self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         self.json()
     }
 
     /// Asserts 204 with an empty body.
     #[track_caller]
     pub fn no_content(&self) {
-        assert_eq!(self.status, StatusCode::NO_CONTENT, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            StatusCode::NO_CONTENT,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         assert!(self.body.is_empty(), "204 must have no body");
         assert!(self.headers.get("content-type").is_none());
     }
@@ -114,7 +132,12 @@ impl TestResponse {
     /// Asserts a Discord error body with the given status and JSON code.
     #[track_caller]
     pub fn error(&self, status: u16, code: u64) -> Value {
-        assert_eq!(self.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         let body = self.json();
         assert_eq!(body["code"], code, "body: {body}");
         assert!(body["message"].is_string(), "body: {body}");
@@ -130,7 +153,11 @@ impl TestResponse {
         for segment in path {
             node = &node[*segment];
         }
-        assert_eq!(node["_errors"][0]["code"], leaf, "errors: {}", body["errors"]);
+        assert_eq!(
+            node["_errors"][0]["code"], leaf,
+            "errors: {}",
+            body["errors"]
+        );
         assert!(node["_errors"][0]["message"].is_string());
         body
     }
@@ -142,15 +169,25 @@ impl TestResponse {
 
 impl TestApp {
     pub async fn sqlite() -> Self {
-        Self::with(&concord_store_sql::test_util::scratch_sqlite_url(), test_config()).await
+        Self::with(
+            &concord_store_sql::test_util::scratch_sqlite_url(),
+            test_config(),
+        )
+        .await
     }
 
     pub async fn postgres() -> Self {
-        Self::with(&concord_store_sql::test_util::scratch_postgres_url().await, test_config()).await
+        Self::with(
+            &concord_store_sql::test_util::scratch_postgres_url().await,
+            test_config(),
+        )
+        .await
     }
 
     pub async fn with(url: &str, config: ApiConfig) -> Self {
-        let store = concord_store_sql::connect(url).await.expect("store connects and migrates");
+        let store = concord_store_sql::connect(url)
+            .await
+            .expect("store connects and migrates");
         let bus = LocalBus::new(SHARDS.to_vec());
         let mut subscriptions = HashMap::new();
         for shard in SHARDS {
@@ -164,15 +201,29 @@ impl TestApp {
             config,
         )
         .expect("valid config");
-        Self { router: router(state.clone()), bus, state, subscriptions: Mutex::new(subscriptions) }
+        Self {
+            router: router(state),
+            bus,
+            subscriptions: Mutex::new(subscriptions),
+        }
     }
 
     /// Sends a raw request.
     pub async fn call(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         for name in [
             "x-ratelimit-limit",
             "x-ratelimit-remaining",
@@ -182,12 +233,24 @@ impl TestApp {
         ] {
             assert!(headers.contains_key(name), "{status} response lacks {name}");
         }
-        TestResponse { status, headers, body }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Sends `body` as JSON to `/api/v10{path}`, authenticated as `token` (with the `Bot` scheme).
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
-        let mut request = Request::builder().method(method).uri(format!("/api/v10{path}"));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("/api/v10{path}"));
         if let Some(token) = token {
             request = request.header("authorization", format!("Bot {token}"));
         }
@@ -224,22 +287,40 @@ impl TestApp {
     /// Registers an account.
     pub async fn user(&self, username: &str) -> TestUser {
         let body = self
-            .post("/auth/register", None, json!({ "username": username, "password": "correct horse battery" }))
+            .post(
+                "/auth/register",
+                None,
+                json!({ "username": username, "password": "correct horse battery" }),
+            )
             .await
             .ok(201);
         TestUser {
             token: body["token"].as_str().expect("token").to_owned(),
-            id: body["user_id"].as_str().expect("user_id").parse().expect("snowflake"),
+            id: body["user_id"]
+                .as_str()
+                .expect("user_id")
+                .parse()
+                .expect("snowflake"),
         }
     }
 
     /// Creates a guild owned by `owner`; both shards register interest so guild events are
     /// published to each of them.
     pub async fn guild(&self, owner: &TestUser, name: &str) -> TestGuild {
-        let body = self.post("/guilds", Some(&owner.token), json!({ "name": name })).await.ok(201);
+        let body = self
+            .post("/guilds", Some(&owner.token), json!({ "name": name }))
+            .await
+            .ok(201);
         let id: GuildId = body["id"].as_str().expect("id").parse().expect("snowflake");
-        let general: ChannelId = body["system_channel_id"].as_str().expect("system channel").parse().expect("id");
-        let channels = self.get(&format!("/guilds/{id}/channels"), Some(&owner.token)).await.ok(200);
+        let general: ChannelId = body["system_channel_id"]
+            .as_str()
+            .expect("system channel")
+            .parse()
+            .expect("id");
+        let channels = self
+            .get(&format!("/guilds/{id}/channels"), Some(&owner.token))
+            .await
+            .ok(200);
         let category = channels
             .as_array()
             .expect("channels")
@@ -252,29 +333,54 @@ impl TestApp {
         for shard in SHARDS {
             self.bus.add_interest(shard, id).await;
         }
-        TestGuild { id, general, category }
+        TestGuild {
+            id,
+            general,
+            category,
+        }
     }
 
     /// Makes `user` a member of `guild` through an invite created by `owner`.
     pub async fn join(&self, owner: &TestUser, guild: &TestGuild, user: &TestUser) {
-        let invite = self.post(&format!("/channels/{}/invites", guild.general), Some(&owner.token), json!({})).await;
+        let invite = self
+            .post(
+                &format!("/channels/{}/invites", guild.general),
+                Some(&owner.token),
+                json!({}),
+            )
+            .await;
         let code = invite.ok(200)["code"].as_str().expect("code").to_owned();
-        self.post(&format!("/invites/{code}"), Some(&user.token), json!({})).await.ok(200);
+        self.post(&format!("/invites/{code}"), Some(&user.token), json!({}))
+            .await
+            .ok(200);
     }
 
     /// Sends a message and returns it.
     pub async fn message(&self, user: &TestUser, channel: ChannelId, content: &str) -> Value {
-        self.post(&format!("/channels/{channel}/messages"), Some(&user.token), json!({ "content": content }))
-            .await
-            .ok(200)
+        self.post(
+            &format!("/channels/{channel}/messages"),
+            Some(&user.token),
+            json!({ "content": content }),
+        )
+        .await
+        .ok(200)
     }
 
     /// Sets the `@everyone` overwrite of a channel (as the guild owner).
-    pub async fn everyone_overwrite(&self, owner: &TestUser, guild: &TestGuild, channel: ChannelId, allow: u64, deny: u64) {
+    pub async fn everyone_overwrite(
+        &self,
+        owner: &TestUser,
+        guild: &TestGuild,
+        channel: ChannelId,
+        allow: u64,
+        deny: u64,
+    ) {
         let body = json!({ "permission_overwrites": [
             { "id": guild.id.to_string(), "type": 0, "allow": allow.to_string(), "deny": deny.to_string() }
         ]});
-        self.patch(&format!("/channels/{channel}"), Some(&owner.token), body).await.ok(200);
+        self.patch(&format!("/channels/{channel}"), Some(&owner.token), body)
+            .await
+            .ok(200);
     }
 
     /// Everything published to `shard` so far (drains its channel).
@@ -282,7 +388,9 @@ impl TestApp {
         let mut subscriptions = self.subscriptions.lock().await;
         let subscription = subscriptions.get_mut(&shard).expect("subscribed");
         let mut messages = Vec::new();
-        while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(5), subscription.next()).await {
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(5), subscription.next()).await
+        {
             messages.push(message);
         }
         messages
@@ -312,11 +420,18 @@ impl TestApp {
     pub async fn guild_dispatch(&self, event: &str) -> Arc<Dispatch> {
         let mut found: Option<Arc<Dispatch>> = None;
         for shard in SHARDS {
-            let matching: Vec<_> =
-                self.dispatches(shard).await.into_iter().filter(|d| d.kind.name() == event).collect();
+            let matching: Vec<_> = self
+                .dispatches(shard)
+                .await
+                .into_iter()
+                .filter(|d| d.kind.name() == event)
+                .collect();
             assert_eq!(matching.len(), 1, "{event} on shard {shard}");
             if let Some(first) = &found {
-                assert!(Arc::ptr_eq(first, &matching[0]), "one Arc<Dispatch> shared by all shards");
+                assert!(
+                    Arc::ptr_eq(first, &matching[0]),
+                    "one Arc<Dispatch> shared by all shards"
+                );
             }
             found = Some(matching[0].clone());
         }

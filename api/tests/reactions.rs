@@ -22,14 +22,20 @@ async fn setup(app: &TestApp) -> (TestUser, TestUser, TestGuild, String) {
     let guild = app.guild(&owner, "Reactions").await;
     app.join(&owner, &guild, &member).await;
     let message = app.message(&owner, guild.general, "react to me").await;
-    let base = format!("/channels/{}/messages/{}/reactions", guild.general, message["id"].as_str().unwrap());
+    let base = format!(
+        "/channels/{}/messages/{}/reactions",
+        guild.general,
+        message["id"].as_str().unwrap()
+    );
     (owner, member, guild, base)
 }
 
 async fn add_reaction_dispatches_once(app: TestApp) {
     let (owner, member, guild, base) = setup(&app).await;
     app.clear_events().await;
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
     let dispatch = app.guild_dispatch("MESSAGE_REACTION_ADD").await;
     let d = data(&dispatch);
     assert_eq!(d["user_id"], member.id.to_string());
@@ -42,10 +48,15 @@ async fn add_reaction_dispatches_once(app: TestApp) {
     assert_eq!(d["type"], 0);
     assert_eq!(d["message_author_id"], owner.id.to_string());
     assert!(d["message_id"].is_string());
-    assert_eq!(dispatch.access.as_ref().unwrap().required, Permissions::VIEW_CHANNEL);
+    assert_eq!(
+        dispatch.access.as_ref().unwrap().required,
+        Permissions::VIEW_CHANNEL
+    );
 
     // Reacting again changes nothing and publishes nothing.
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
     for shard in crate::common::SHARDS {
         assert!(app.dispatches(shard).await.is_empty());
     }
@@ -60,84 +71,186 @@ async fn add_reaction_dispatches_once(app: TestApp) {
 async fn custom_and_invalid_emoji(app: TestApp) {
     let (_owner, member, guild, base) = setup(&app).await;
     app.clear_events().await;
-    app.put(&format!("{base}/blob:123456/@me"), Some(&member.token)).await.no_content();
-    let d = data(&app.guild_dispatch("MESSAGE_REACTION_ADD").await);
+    app.put(&format!("{base}/blob:123456/@me"), Some(&member.token))
+        .await
+        .no_content();
+    let dispatch = app.guild_dispatch("MESSAGE_REACTION_ADD").await;
+    let d = data(&dispatch);
     assert_eq!(d["emoji"], json!({ "id": "123456", "name": "blob" }));
-    app.put(&format!("{base}/a:party:654321/@me"), Some(&member.token)).await.no_content();
-    let d = data(&app.guild_dispatch("MESSAGE_REACTION_ADD").await);
-    assert_eq!(d["emoji"], json!({ "id": "654321", "name": "party", "animated": true }));
+    app.put(&format!("{base}/a:party:654321/@me"), Some(&member.token))
+        .await
+        .no_content();
+    let dispatch = app.guild_dispatch("MESSAGE_REACTION_ADD").await;
+    let d = data(&dispatch);
+    assert_eq!(
+        d["emoji"],
+        json!({ "id": "654321", "name": "party", "animated": true })
+    );
     for bad in ["abc", "blob:notanid", "a%20b", "x:y:z:w"] {
-        app.put(&format!("{base}/{bad}/@me"), Some(&member.token)).await.error(400, 10014);
+        app.put(&format!("{base}/{bad}/@me"), Some(&member.token))
+            .await
+            .error(400, 10014);
     }
-    let unknown = format!("/channels/{}/messages/777/reactions/{FIRE}/@me", guild.general);
-    app.put(&unknown, Some(&member.token)).await.error(404, 10008);
+    let unknown = format!(
+        "/channels/{}/messages/777/reactions/{FIRE}/@me",
+        guild.general
+    );
+    app.put(&unknown, Some(&member.token))
+        .await
+        .error(404, 10008);
 }
 
 async fn reaction_permissions(app: TestApp) {
     let (owner, member, guild, base) = setup(&app).await;
     let stranger = app.user("stranger").await;
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&stranger.token)).await.error(403, 50001);
-    app.everyone_overwrite(&owner, &guild, guild.general, 0, Permissions::ADD_REACTIONS.bits()).await;
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&stranger.token))
+        .await
+        .error(403, 50001);
+    app.everyone_overwrite(
+        &owner,
+        &guild,
+        guild.general,
+        0,
+        Permissions::ADD_REACTIONS.bits(),
+    )
+    .await;
     // A new emoji needs ADD_REACTIONS; joining an existing one does not.
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.error(403, 50013);
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&owner.token)).await.no_content();
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
-    app.everyone_overwrite(&owner, &guild, guild.general, 0, Permissions::READ_MESSAGE_HISTORY.bits()).await;
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.error(403, 50013);
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .error(403, 50013);
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&owner.token))
+        .await
+        .no_content();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
+    app.everyone_overwrite(
+        &owner,
+        &guild,
+        guild.general,
+        0,
+        Permissions::READ_MESSAGE_HISTORY.bits(),
+    )
+    .await;
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .error(403, 50013);
 }
 
 async fn reaction_cap(app: TestApp) {
     let (_owner, member, _guild, base) = setup(&app).await;
     for i in 0..20 {
-        app.put(&format!("{base}/e{i}:{}/@me", 1000 + i), Some(&member.token)).await.no_content();
+        app.put(
+            &format!("{base}/e{i}:{}/@me", 1000 + i),
+            Some(&member.token),
+        )
+        .await
+        .no_content();
     }
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.error(400, 30010);
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .error(400, 30010);
     // Existing emoji can still be added to.
-    app.put(&format!("{base}/e0:1000/@me"), Some(&member.token)).await.no_content();
+    app.put(&format!("{base}/e0:1000/@me"), Some(&member.token))
+        .await
+        .no_content();
 }
 
 async fn remove_reactions(app: TestApp) {
     let (owner, member, guild, base) = setup(&app).await;
     let other = app.user("other").await;
     app.join(&owner, &guild, &other).await;
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&owner.token)).await.no_content();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&owner.token))
+        .await
+        .no_content();
     app.clear_events().await;
-    app.delete(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
-    let d = data(&app.guild_dispatch("MESSAGE_REACTION_REMOVE").await);
+    app.delete(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
+    let dispatch = app.guild_dispatch("MESSAGE_REACTION_REMOVE").await;
+    let d = data(&dispatch);
     assert_eq!(d["user_id"], member.id.to_string());
     assert_eq!(d["emoji"], json!({ "id": null, "name": "🔥" }));
     assert_eq!(d["burst"], false);
     assert_eq!(d["type"], 0);
     // Removing a reaction that is not there is quiet.
-    app.delete(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
+    app.delete(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
     for shard in crate::common::SHARDS {
         assert!(app.dispatches(shard).await.is_empty());
     }
-    app.delete(&format!("{base}/{FIRE}/{}", owner.id), Some(&other.token)).await.error(403, 50013);
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&other.token)).await.no_content();
+    app.delete(&format!("{base}/{FIRE}/{}", owner.id), Some(&other.token))
+        .await
+        .error(403, 50013);
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&other.token))
+        .await
+        .no_content();
     app.clear_events().await;
-    app.delete(&format!("{base}/{FIRE}/{}", other.id), Some(&owner.token)).await.no_content();
-    let d = data(&app.guild_dispatch("MESSAGE_REACTION_REMOVE").await);
+    app.delete(&format!("{base}/{FIRE}/{}", other.id), Some(&owner.token))
+        .await
+        .no_content();
+    let dispatch = app.guild_dispatch("MESSAGE_REACTION_REMOVE").await;
+    let d = data(&dispatch);
     assert_eq!(d["user_id"], other.id.to_string());
-    app.delete(&format!("{base}/bad/@me"), Some(&member.token)).await.error(400, 10014);
+    app.delete(&format!("{base}/bad/@me"), Some(&member.token))
+        .await
+        .error(400, 10014);
 }
 
 async fn list_reactors(app: TestApp) {
     let (owner, member, _guild, base) = setup(&app).await;
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token)).await.no_content();
-    app.put(&format!("{base}/{FIRE}/@me"), Some(&owner.token)).await.no_content();
-    let users = app.get(&format!("{base}/{FIRE}"), Some(&member.token)).await.ok(200);
-    let mut ids: Vec<_> = users.as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&member.token))
+        .await
+        .no_content();
+    app.put(&format!("{base}/{FIRE}/@me"), Some(&owner.token))
+        .await
+        .no_content();
+    let users = app
+        .get(&format!("{base}/{FIRE}"), Some(&member.token))
+        .await
+        .ok(200);
+    let mut ids: Vec<_> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
     let mut expected = vec![owner.id.to_string(), member.id.to_string()];
     expected.sort_by_key(|id| id.parse::<u64>().unwrap());
     assert_eq!(ids, expected);
-    let first = app.get(&format!("{base}/{FIRE}?limit=1"), Some(&member.token)).await.ok(200);
+    let first = app
+        .get(&format!("{base}/{FIRE}?limit=1"), Some(&member.token))
+        .await
+        .ok(200);
     assert_eq!(first.as_array().unwrap().len(), 1);
-    let rest = app.get(&format!("{base}/{FIRE}?after={}", expected[0]), Some(&member.token)).await.ok(200);
-    ids = rest.as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    let rest = app
+        .get(
+            &format!("{base}/{FIRE}?after={}", expected[0]),
+            Some(&member.token),
+        )
+        .await
+        .ok(200);
+    ids = rest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids, vec![expected[1].clone()]);
-    app.get(&format!("{base}/{FIRE}?limit=0"), Some(&member.token)).await.form_error(&["limit"], "NUMBER_TYPE_MIN");
-    app.get(&format!("{base}/{FIRE}?limit=101"), Some(&member.token)).await.form_error(&["limit"], "NUMBER_TYPE_MAX");
-    assert_eq!(app.get(&format!("{base}/other:42"), Some(&member.token)).await.ok(200), json!([]));
+    app.get(&format!("{base}/{FIRE}?limit=0"), Some(&member.token))
+        .await
+        .form_error(&["limit"], "NUMBER_TYPE_MIN");
+    app.get(&format!("{base}/{FIRE}?limit=101"), Some(&member.token))
+        .await
+        .form_error(&["limit"], "NUMBER_TYPE_MAX");
+    assert_eq!(
+        app.get(&format!("{base}/other:42"), Some(&member.token))
+            .await
+            .ok(200),
+        json!([])
+    );
 }
