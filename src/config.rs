@@ -55,7 +55,11 @@ pub struct Config {
     pub token_secret_file: Option<PathBuf>,
 
     /// Token-signing secret itself (at least 32 bytes).
-    #[arg(long = "token-secret", env = "CONCORD_TOKEN_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "token-secret",
+        env = "CONCORD_TOKEN_SECRET",
+        hide_env_values = true
+    )]
     pub token_secret: Option<Secret>,
 
     /// Snowflake worker id (0–31); unique per process together with `--snowflake-process`.
@@ -87,7 +91,11 @@ pub struct Config {
     pub rate_limit_route: u32,
 
     /// Length of a route bucket's window in milliseconds.
-    #[arg(long, env = "CONCORD_RATE_LIMIT_ROUTE_WINDOW_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "CONCORD_RATE_LIMIT_ROUTE_WINDOW_MS",
+        default_value_t = 1000
+    )]
     pub rate_limit_route_window_ms: u64,
 
     /// Requests per second per caller across all routes.
@@ -149,7 +157,9 @@ impl Config {
             bail!("CONCORD_SHARDS / --shards must be between 1 and 1024");
         }
         if self.snowflake_worker > 31 || self.snowflake_process > 31 {
-            bail!("CONCORD_SNOWFLAKE_WORKER and CONCORD_SNOWFLAKE_PROCESS must be between 0 and 31");
+            bail!(
+                "CONCORD_SNOWFLAKE_WORKER and CONCORD_SNOWFLAKE_PROCESS must be between 0 and 31"
+            );
         }
         if !(9..=15).contains(&self.zlib_window_bits) {
             bail!("CONCORD_ZLIB_WINDOW_BITS / --zlib-window-bits must be between 9 and 15");
@@ -161,8 +171,13 @@ impl Config {
             bail!("CONCORD_HEARTBEAT_INTERVAL_MS / --heartbeat-interval-ms must be at least 1000");
         }
         if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                bail!("CONCORD_DATABASE_URL / --database-url must start with sqlite: or postgres://");
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                bail!(
+                    "CONCORD_DATABASE_URL / --database-url must start with sqlite: or postgres://"
+                );
             }
         }
         if let Some(secret) = &self.token_secret {
@@ -182,7 +197,9 @@ impl Config {
 
     /// The gateway URL advertised to clients.
     pub fn gateway_url(&self, bound: SocketAddr) -> String {
-        self.public_gateway_url.clone().unwrap_or_else(|| format!("ws://{bound}"))
+        self.public_gateway_url
+            .clone()
+            .unwrap_or_else(|| format!("ws://{bound}"))
     }
 
     /// Loads the token secret: the variable, else the file, else one generated once in the data
@@ -204,10 +221,14 @@ impl Config {
                 path
             }
         };
-        let bytes = std::fs::read(&path).with_context(|| format!("reading token secret {}", path.display()))?;
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading token secret {}", path.display()))?;
         let trimmed = bytes.trim_ascii().to_vec();
         if trimmed.len() < 32 {
-            bail!("token secret file {} must hold at least 32 bytes", path.display());
+            bail!(
+                "token secret file {} must hold at least 32 bytes",
+                path.display()
+            );
         }
         Ok(trimmed)
     }
@@ -223,7 +244,9 @@ fn write_new_secret(path: &std::path::Path) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating token secret {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating token secret {}", path.display()))?;
     file.write_all(hex.as_bytes())?;
     Ok(())
 }
@@ -234,7 +257,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -263,11 +291,20 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = parse(&["--shards", "0"]).validate().unwrap_err().to_string();
+        let err = parse(&["--shards", "0"])
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CONCORD_SHARDS"), "{err}");
-        let err = parse(&["--database-url", "mysql://x"]).validate().unwrap_err().to_string();
+        let err = parse(&["--database-url", "mysql://x"])
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CONCORD_DATABASE_URL"), "{err}");
-        let err = parse(&["--token-secret", "short"]).validate().unwrap_err().to_string();
+        let err = parse(&["--token-secret", "short"])
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("CONCORD_TOKEN_SECRET"), "{err}");
     }
 

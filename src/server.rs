@@ -52,13 +52,24 @@ impl Server {
         let database_url = config.database_url();
         let store = concord_store_sql::connect(&database_url)
             .await
-            .with_context(|| format!("opening database {}", crate::config::redact_url(&database_url)))?;
+            .with_context(|| {
+                format!(
+                    "opening database {}",
+                    crate::config::redact_url(&database_url)
+                )
+            })?;
         let tokens = TokenKey::new(&config.token_secret()?);
-        let ids = Arc::new(SnowflakeGenerator::new(config.snowflake_worker, config.snowflake_process));
+        let ids = Arc::new(SnowflakeGenerator::new(
+            config.snowflake_worker,
+            config.snowflake_process,
+        ));
 
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-        let admin_listener =
-            TcpListener::bind(config.admin_listen).await.with_context(|| format!("binding {}", config.admin_listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let admin_listener = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("binding {}", config.admin_listen))?;
         let addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
         let gateway_url = config.gateway_url(addr);
@@ -76,10 +87,20 @@ impl Server {
             zstd_window_log: u32::from(config.zstd_window_log),
             ..ShardConfig::default()
         };
-        shard_config.validate().context("gateway shard configuration")?;
+        shard_config
+            .validate()
+            .context("gateway shard configuration")?;
         let shards: Vec<Arc<Shard>> = shard_ids
             .iter()
-            .map(|id| Shard::new(*id, shard_config.clone(), store.clone(), bus_port.clone(), tokens.clone()))
+            .map(|id| {
+                Shard::new(
+                    *id,
+                    shard_config.clone(),
+                    store.clone(),
+                    bus_port.clone(),
+                    tokens.clone(),
+                )
+            })
             .collect();
         for shard in &shards {
             tasks.spawn(Arc::clone(shard).run(wait_for_stop(stopped.clone())));
@@ -95,30 +116,50 @@ impl Server {
             },
             ..ApiConfig::new(gateway_url)
         };
-        let state = AppState::new(store.clone(), bus_port, tokens, ids, api_config).context("api configuration")?;
-        let app = concord_api::router(state)
-            .layer(middleware::from_fn_with_state(Arc::clone(&gateway), route_upgrades_to_gateway));
+        let state = AppState::new(store.clone(), bus_port, tokens, ids, api_config)
+            .context("api configuration")?;
+        let app = concord_api::router(state).layer(middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            route_upgrades_to_gateway,
+        ));
 
         let ready = Arc::new(AtomicBool::new(false));
         let metrics = telemetry::metrics_handle();
         tasks.spawn(admin::run_metrics_upkeep(metrics.clone()).with_stop(stopped.clone()));
-        let admin_app = admin::router(AdminState { metrics, store, ready: Arc::clone(&ready) });
+        let admin_app = admin::router(AdminState {
+            metrics,
+            store,
+            ready: Arc::clone(&ready),
+        });
         let admin_stop = wait_for_stop(stopped.clone());
         tasks.spawn(async move {
-            if let Err(error) = axum::serve(admin_listener, admin_app).with_graceful_shutdown(admin_stop).await {
+            if let Err(error) = axum::serve(admin_listener, admin_app)
+                .with_graceful_shutdown(admin_stop)
+                .await
+            {
                 tracing::error!(%error, "admin listener failed");
             }
         });
         let http_stop = wait_for_stop(stopped.clone());
         tasks.spawn(async move {
-            let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(http_stop);
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(http_stop);
             if let Err(error) = serve.await {
                 tracing::error!(%error, "public listener failed");
             }
         });
         ready.store(true, Ordering::Release);
-        Ok(Self { addr, admin_addr, gateway, ready, stop, tasks })
+        Ok(Self {
+            addr,
+            admin_addr,
+            gateway,
+            ready,
+            stop,
+            tasks,
+        })
     }
 
     /// Address of the public listener.
@@ -149,7 +190,11 @@ impl Server {
 }
 
 /// Any request asking for a WebSocket upgrade, on any path, is a gateway connection.
-async fn route_upgrades_to_gateway(State(gateway): State<Arc<GatewayRouter>>, req: Request, next: Next) -> Response {
+async fn route_upgrades_to_gateway(
+    State(gateway): State<Arc<GatewayRouter>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let wants_websocket = req
         .headers()
         .get(header::UPGRADE)
@@ -168,7 +213,10 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
 
 trait WithStop: std::future::Future<Output = ()> + Sized + Send + 'static {
     /// Runs the future until the stop signal.
-    fn with_stop(self, stopped: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn with_stop(
+        self,
+        stopped: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         async move {
             tokio::select! {
                 () = self => {}

@@ -34,9 +34,20 @@ pub struct ChannelAccess {
 impl ChannelAccess {
     /// Whether a member holding `member_roles` may receive the event.
     pub fn allows(&self, guild_id: GuildId, user_id: UserId, member_roles: &[RoleId]) -> bool {
-        let guild = GuildContext { guild_id, owner_id: self.owner_id, roles: &self.roles };
-        let member = MemberContext { user_id, roles: member_roles, timed_out: false };
-        let channel = ChannelContext { kind: self.kind, overwrites: &self.overwrites };
+        let guild = GuildContext {
+            guild_id,
+            owner_id: self.owner_id,
+            roles: &self.roles,
+        };
+        let member = MemberContext {
+            user_id,
+            roles: member_roles,
+            timed_out: false,
+        };
+        let channel = ChannelContext {
+            kind: self.kind,
+            overwrites: &self.overwrites,
+        };
         permissions::compute(&guild, &member, Some(&channel)).contains(self.required)
     }
 }

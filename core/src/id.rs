@@ -54,7 +54,10 @@ pub type GenericId = Id<GenericMarker>;
 impl<M> Id<M> {
     /// Wraps a non-zero value.
     pub const fn from_nonzero(value: NonZeroU64) -> Self {
-        Self { value, marker: PhantomData }
+        Self {
+            value,
+            marker: PhantomData,
+        }
     }
 
     /// Wraps `value`, or `None` when it is zero (Discord ids are never zero).
@@ -154,7 +157,10 @@ pub struct ParseIdError;
 impl<M> FromStr for Id<M> {
     type Err = ParseIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<u64>().ok().and_then(Self::new_checked).ok_or(ParseIdError)
+        s.parse::<u64>()
+            .ok()
+            .and_then(Self::new_checked)
+            .ok_or(ParseIdError)
     }
 }
 
@@ -196,7 +202,10 @@ mod tests {
     #[test]
     fn wire_is_string_input_is_string_or_int() {
         let id: UserId = Id::new(175928847299117063);
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"175928847299117063\"");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"175928847299117063\""
+        );
         let a: UserId = serde_json::from_str("\"175928847299117063\"").unwrap();
         let b: UserId = serde_json::from_str("175928847299117063").unwrap();
         assert_eq!(a, b);

@@ -141,7 +141,8 @@ impl<'de> Deserialize<'de> for Permissions {
                     .map_err(|_| E::custom("permissions are non-negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Permissions::parse_decimal(v).ok_or_else(|| E::custom("permissions must be a decimal integer"))
+                Permissions::parse_decimal(v)
+                    .ok_or_else(|| E::custom("permissions must be a decimal integer"))
             }
         }
         deserializer.deserialize_any(PermVisitor)
@@ -220,12 +221,20 @@ pub fn compute(
     }
     let mut perms = base;
     let everyone_target = guild.guild_id.get();
-    if let Some(ow) = channel.overwrites.iter().find(|o| o.id.get() == everyone_target) {
+    if let Some(ow) = channel
+        .overwrites
+        .iter()
+        .find(|o| o.id.get() == everyone_target)
+    {
         perms &= !ow.deny;
         perms |= ow.allow;
     }
     let (mut allow, mut deny) = (Permissions::empty(), Permissions::empty());
-    for ow in channel.overwrites.iter().filter(|o| o.kind == OverwriteType::Role) {
+    for ow in channel
+        .overwrites
+        .iter()
+        .filter(|o| o.kind == OverwriteType::Role)
+    {
         if ow.id.get() != everyone_target && member.roles.iter().any(|r| r.get() == ow.id.get()) {
             allow |= ow.allow;
             deny |= ow.deny;
@@ -305,7 +314,10 @@ mod tests {
             (Permissions::SEND_MESSAGES_IN_THREADS, 274877906944),
             (Permissions::USE_EMBEDDED_ACTIVITIES, 549755813888),
             (Permissions::MODERATE_MEMBERS, 1099511627776),
-            (Permissions::VIEW_CREATOR_MONETIZATION_ANALYTICS, 2199023255552),
+            (
+                Permissions::VIEW_CREATOR_MONETIZATION_ANALYTICS,
+                2199023255552,
+            ),
             (Permissions::USE_SOUNDBOARD, 4398046511104),
             (Permissions::CREATE_GUILD_EXPRESSIONS, 8796093022208),
             (Permissions::CREATE_EVENTS, 17592186044416),
@@ -340,38 +352,87 @@ mod tests {
 
     fn roles() -> Vec<(RoleId, Permissions)> {
         vec![
-            (Id::new(GUILD), Permissions::VIEW_CHANNEL | Permissions::SEND_MESSAGES | Permissions::EMBED_LINKS),
+            (
+                Id::new(GUILD),
+                Permissions::VIEW_CHANNEL | Permissions::SEND_MESSAGES | Permissions::EMBED_LINKS,
+            ),
             (Id::new(MODS), Permissions::MANAGE_MESSAGES),
             (Id::new(MUTED), Permissions::empty()),
         ]
     }
 
-    fn ow(id: u64, kind: OverwriteType, allow: Permissions, deny: Permissions) -> PermissionOverwrite {
-        PermissionOverwrite { id: Id::new(id), kind, allow, deny }
+    fn ow(
+        id: u64,
+        kind: OverwriteType,
+        allow: Permissions,
+        deny: Permissions,
+    ) -> PermissionOverwrite {
+        PermissionOverwrite {
+            id: Id::new(id),
+            kind,
+            allow,
+            deny,
+        }
     }
 
-    fn perms_of(user: u64, member_roles: &[u64], overwrites: &[PermissionOverwrite]) -> Permissions {
+    fn perms_of(
+        user: u64,
+        member_roles: &[u64],
+        overwrites: &[PermissionOverwrite],
+    ) -> Permissions {
         let roles = roles();
-        let guild = GuildContext { guild_id: Id::new(GUILD), owner_id: Id::new(OWNER), roles: &roles };
+        let guild = GuildContext {
+            guild_id: Id::new(GUILD),
+            owner_id: Id::new(OWNER),
+            roles: &roles,
+        };
         let member_roles: Vec<RoleId> = member_roles.iter().map(|r| Id::new(*r)).collect();
-        let member = MemberContext { user_id: Id::new(user), roles: &member_roles, timed_out: false };
-        let channel = ChannelContext { kind: ChannelType::GuildText, overwrites };
+        let member = MemberContext {
+            user_id: Id::new(user),
+            roles: &member_roles,
+            timed_out: false,
+        };
+        let channel = ChannelContext {
+            kind: ChannelType::GuildText,
+            overwrites,
+        };
         compute(&guild, &member, Some(&channel))
     }
 
     #[test]
     fn owner_gets_everything_even_when_denied() {
-        let deny_all = [ow(GUILD, OverwriteType::Role, Permissions::empty(), Permissions::all())];
+        let deny_all = [ow(
+            GUILD,
+            OverwriteType::Role,
+            Permissions::empty(),
+            Permissions::all(),
+        )];
         assert_eq!(perms_of(OWNER, &[], &deny_all), Permissions::all());
     }
 
     #[test]
     fn administrator_ignores_overwrites() {
         let roles = vec![(Id::new(GUILD), Permissions::ADMINISTRATOR)];
-        let guild = GuildContext { guild_id: Id::new(GUILD), owner_id: Id::new(OWNER), roles: &roles };
-        let member = MemberContext { user_id: Id::new(ALICE), roles: &[], timed_out: false };
-        let overwrites = [ow(ALICE, OverwriteType::Member, Permissions::empty(), Permissions::VIEW_CHANNEL)];
-        let channel = ChannelContext { kind: ChannelType::GuildText, overwrites: &overwrites };
+        let guild = GuildContext {
+            guild_id: Id::new(GUILD),
+            owner_id: Id::new(OWNER),
+            roles: &roles,
+        };
+        let member = MemberContext {
+            user_id: Id::new(ALICE),
+            roles: &[],
+            timed_out: false,
+        };
+        let overwrites = [ow(
+            ALICE,
+            OverwriteType::Member,
+            Permissions::empty(),
+            Permissions::VIEW_CHANNEL,
+        )];
+        let channel = ChannelContext {
+            kind: ChannelType::GuildText,
+            overwrites: &overwrites,
+        };
         assert_eq!(compute(&guild, &member, Some(&channel)), Permissions::all());
     }
 
@@ -379,9 +440,24 @@ mod tests {
     fn overwrite_order_everyone_then_roles_then_member() {
         // @everyone denies send, a role allows it back, the member overwrite denies it again.
         let overwrites = [
-            ow(GUILD, OverwriteType::Role, Permissions::empty(), Permissions::SEND_MESSAGES),
-            ow(MODS, OverwriteType::Role, Permissions::SEND_MESSAGES, Permissions::empty()),
-            ow(ALICE, OverwriteType::Member, Permissions::empty(), Permissions::SEND_MESSAGES),
+            ow(
+                GUILD,
+                OverwriteType::Role,
+                Permissions::empty(),
+                Permissions::SEND_MESSAGES,
+            ),
+            ow(
+                MODS,
+                OverwriteType::Role,
+                Permissions::SEND_MESSAGES,
+                Permissions::empty(),
+            ),
+            ow(
+                ALICE,
+                OverwriteType::Member,
+                Permissions::empty(),
+                Permissions::SEND_MESSAGES,
+            ),
         ];
         assert!(!perms_of(ALICE, &[MODS], &overwrites).contains(Permissions::SEND_MESSAGES));
         assert!(perms_of(ALICE, &[MODS], &overwrites[..2]).contains(Permissions::SEND_MESSAGES));
@@ -391,21 +467,41 @@ mod tests {
     #[test]
     fn role_allow_beats_other_role_deny() {
         let overwrites = [
-            ow(MUTED, OverwriteType::Role, Permissions::empty(), Permissions::SEND_MESSAGES),
-            ow(MODS, OverwriteType::Role, Permissions::SEND_MESSAGES, Permissions::empty()),
+            ow(
+                MUTED,
+                OverwriteType::Role,
+                Permissions::empty(),
+                Permissions::SEND_MESSAGES,
+            ),
+            ow(
+                MODS,
+                OverwriteType::Role,
+                Permissions::SEND_MESSAGES,
+                Permissions::empty(),
+            ),
         ];
         assert!(perms_of(ALICE, &[MODS, MUTED], &overwrites).contains(Permissions::SEND_MESSAGES));
     }
 
     #[test]
     fn no_view_channel_voids_everything() {
-        let overwrites = [ow(GUILD, OverwriteType::Role, Permissions::MANAGE_MESSAGES, Permissions::VIEW_CHANNEL)];
+        let overwrites = [ow(
+            GUILD,
+            OverwriteType::Role,
+            Permissions::MANAGE_MESSAGES,
+            Permissions::VIEW_CHANNEL,
+        )];
         assert_eq!(perms_of(ALICE, &[], &overwrites), Permissions::empty());
     }
 
     #[test]
     fn no_send_voids_embed_links() {
-        let overwrites = [ow(GUILD, OverwriteType::Role, Permissions::empty(), Permissions::SEND_MESSAGES)];
+        let overwrites = [ow(
+            GUILD,
+            OverwriteType::Role,
+            Permissions::empty(),
+            Permissions::SEND_MESSAGES,
+        )];
         let p = perms_of(ALICE, &[], &overwrites);
         assert!(p.contains(Permissions::VIEW_CHANNEL));
         assert!(!p.contains(Permissions::EMBED_LINKS));
@@ -414,17 +510,39 @@ mod tests {
     #[test]
     fn timeout_keeps_only_view_and_history() {
         let roles = roles();
-        let guild = GuildContext { guild_id: Id::new(GUILD), owner_id: Id::new(OWNER), roles: &roles };
-        let member = MemberContext { user_id: Id::new(ALICE), roles: &[], timed_out: true };
-        let channel = ChannelContext { kind: ChannelType::GuildText, overwrites: &[] };
-        assert_eq!(compute(&guild, &member, Some(&channel)), Permissions::VIEW_CHANNEL);
+        let guild = GuildContext {
+            guild_id: Id::new(GUILD),
+            owner_id: Id::new(OWNER),
+            roles: &roles,
+        };
+        let member = MemberContext {
+            user_id: Id::new(ALICE),
+            roles: &[],
+            timed_out: true,
+        };
+        let channel = ChannelContext {
+            kind: ChannelType::GuildText,
+            overwrites: &[],
+        };
+        assert_eq!(
+            compute(&guild, &member, Some(&channel)),
+            Permissions::VIEW_CHANNEL
+        );
     }
 
     #[test]
     fn guild_level_ignores_overwrites() {
         let roles = roles();
-        let guild = GuildContext { guild_id: Id::new(GUILD), owner_id: Id::new(OWNER), roles: &roles };
-        let member = MemberContext { user_id: Id::new(ALICE), roles: &[Id::new(MODS)], timed_out: false };
+        let guild = GuildContext {
+            guild_id: Id::new(GUILD),
+            owner_id: Id::new(OWNER),
+            roles: &roles,
+        };
+        let member = MemberContext {
+            user_id: Id::new(ALICE),
+            roles: &[Id::new(MODS)],
+            timed_out: false,
+        };
         let p = compute(&guild, &member, None);
         assert!(p.contains(Permissions::MANAGE_MESSAGES | Permissions::SEND_MESSAGES));
     }

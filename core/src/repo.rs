@@ -86,7 +86,12 @@ pub trait UserRepo: Send + Sync {
 #[async_trait]
 pub trait TokenRepo: Send + Sync {
     /// Records a newly minted token.
-    async fn insert_token(&self, token_id: u64, user: UserId, created_at: Timestamp) -> RepoResult<()>;
+    async fn insert_token(
+        &self,
+        token_id: u64,
+        user: UserId,
+        created_at: Timestamp,
+    ) -> RepoResult<()>;
     /// Whether the token is still live for that user.
     async fn token_is_live(&self, token_id: u64, user: UserId) -> RepoResult<bool>;
     /// Revokes one token.
@@ -193,13 +198,23 @@ pub trait GuildRepo: Send + Sync {
 #[async_trait]
 pub trait MemberRepo: Send + Sync {
     /// Adds a member; false when already a member.
-    async fn add_member(&self, guild: GuildId, user: UserId, joined_at: Timestamp) -> RepoResult<bool>;
+    async fn add_member(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        joined_at: Timestamp,
+    ) -> RepoResult<bool>;
     /// Removes a member; false when not a member.
     async fn remove_member(&self, guild: GuildId, user: UserId) -> RepoResult<bool>;
     /// Member with user.
     async fn member(&self, guild: GuildId, user: UserId) -> RepoResult<Option<Member>>;
     /// Members with users, ascending by user id, after the given id.
-    async fn members(&self, guild: GuildId, after: Option<UserId>, limit: u32) -> RepoResult<Vec<Member>>;
+    async fn members(
+        &self,
+        guild: GuildId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> RepoResult<Vec<Member>>;
     /// Number of members.
     async fn member_count(&self, guild: GuildId) -> RepoResult<u64>;
     /// Role ids of a member (without `@everyone`); `None` when not a member.
@@ -269,7 +284,12 @@ pub trait MessageRepo: Send + Sync {
     /// Inserts a message and bumps the channel's `last_message_id`.
     async fn insert_message(&self, message: &NewMessage) -> RepoResult<()>;
     /// Full message with author, mentions, reply target and reactions (`me` for `viewer`).
-    async fn message(&self, channel: ChannelId, id: MessageId, viewer: UserId) -> RepoResult<Option<Message>>;
+    async fn message(
+        &self,
+        channel: ChannelId,
+        id: MessageId,
+        viewer: UserId,
+    ) -> RepoResult<Option<Message>>;
     /// A page of messages, newest first.
     async fn messages(
         &self,
@@ -291,9 +311,15 @@ pub trait MessageRepo: Send + Sync {
     /// Deletes a message and its reactions; false when gone.
     async fn delete_message(&self, channel: ChannelId, id: MessageId) -> RepoResult<bool>;
     /// Adds a reaction; false when the user had already reacted with that emoji.
-    async fn add_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> RepoResult<bool>;
+    async fn add_reaction(&self, message: MessageId, user: UserId, emoji: &str)
+        -> RepoResult<bool>;
     /// Removes a reaction; false when there was none.
-    async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> RepoResult<bool>;
+    async fn remove_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+    ) -> RepoResult<bool>;
     /// Distinct emoji on a message.
     async fn reaction_emoji_count(&self, message: MessageId) -> RepoResult<u64>;
     /// Users who reacted with `emoji`, ascending by id after `after`.
@@ -344,7 +370,14 @@ pub trait InviteRepo: Send + Sync {
 /// Every repository, as one object the services hold.
 #[async_trait]
 pub trait Store:
-    UserRepo + TokenRepo + ApplicationRepo + GuildRepo + MemberRepo + ChannelRepo + MessageRepo + InviteRepo
+    UserRepo
+    + TokenRepo
+    + ApplicationRepo
+    + GuildRepo
+    + MemberRepo
+    + ChannelRepo
+    + MessageRepo
+    + InviteRepo
 {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> RepoResult<()>;

@@ -5,7 +5,10 @@ use crate::id::{GuildId, UserId};
 /// The in-cluster shard that owns a user's sessions, by rendezvous hashing over the live shard
 /// ordinals so that adding or removing a shard only moves the users whose winner changed.
 pub fn owner_shard(user: UserId, live_shards: &[u16]) -> Option<u16> {
-    live_shards.iter().copied().max_by_key(|shard| mix(user.get() ^ (u64::from(*shard) << 48 | 0x9E37)))
+    live_shards
+        .iter()
+        .copied()
+        .max_by_key(|shard| mix(user.get() ^ (u64::from(*shard) << 48 | 0x9E37)))
 }
 
 /// Discord's client-side shard rule: `(guild_id >> 22) % num_shards`.
@@ -36,7 +39,10 @@ mod tests {
             assert_eq!(owner_shard(user, &shards), Some(s));
             counts[s as usize] += 1;
         }
-        assert!(counts.iter().all(|c| (8_000..12_000).contains(c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|c| (8_000..12_000).contains(c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -45,7 +51,10 @@ mod tests {
         let after = [0u16, 1, 2, 3];
         for u in 1..=10_000u64 {
             let user = Id::new(u);
-            let (a, b) = (owner_shard(user, &before).unwrap(), owner_shard(user, &after).unwrap());
+            let (a, b) = (
+                owner_shard(user, &before).unwrap(),
+                owner_shard(user, &after).unwrap(),
+            );
             assert!(a == b || b == 3);
         }
     }

@@ -28,8 +28,14 @@ impl SnowflakeGenerator {
     /// # Panics
     /// When either part is over [`MAX_NODE_PART`].
     pub fn new(worker: u8, process: u8) -> Self {
-        assert!(worker <= MAX_NODE_PART && process <= MAX_NODE_PART, "worker and process ids are 5 bits");
-        Self { node: (u64::from(worker) << 17) | (u64::from(process) << 12), state: AtomicU64::new(0) }
+        assert!(
+            worker <= MAX_NODE_PART && process <= MAX_NODE_PART,
+            "worker and process ids are 5 bits"
+        );
+        Self {
+            node: (u64::from(worker) << 17) | (u64::from(process) << 12),
+            state: AtomicU64::new(0),
+        }
     }
 
     /// Mints the next id.
@@ -39,7 +45,12 @@ impl SnowflakeGenerator {
         loop {
             let floor = now << 12;
             let next = if current >= floor { current + 1 } else { floor };
-            match self.state.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
                     let ms = next >> 12;
                     let increment = next & 0xFFF;
@@ -67,7 +78,10 @@ pub fn lower_bound_at(unix_ms: u64) -> u64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -97,7 +111,10 @@ mod tests {
                 let g = Arc::clone(&generator);
                 std::thread::spawn(move || {
                     let ids: Vec<u64> = (0..20_000).map(|_| g.next::<UserMarker>().get()).collect();
-                    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids from one thread must increase");
+                    assert!(
+                        ids.windows(2).all(|w| w[0] < w[1]),
+                        "ids from one thread must increase"
+                    );
                     ids
                 })
             })

@@ -52,7 +52,9 @@ impl TokenKey {
     /// When the secret is shorter than 32 bytes (configuration validates this first).
     pub fn new(secret: &[u8]) -> Self {
         assert!(secret.len() >= 32, "token secret must be at least 32 bytes");
-        Self { mac: HmacSha256::new_from_slice(secret).expect("hmac accepts any key length") }
+        Self {
+            mac: HmacSha256::new_from_slice(secret).expect("hmac accepts any key length"),
+        }
     }
 
     /// Mints a token for `user_id` with the given token id.
@@ -74,15 +76,21 @@ impl TokenKey {
     /// [`TokenError`] when the token is malformed or forged.
     pub fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(user), Some(id), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(user), Some(id), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac.clone();
         mac.update(&token.as_bytes()[..user.len() + 1 + id.len()]);
-        mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
-        let user = URL_SAFE_NO_PAD.decode(user).map_err(|_| TokenError::Malformed)?;
+        mac.verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let user = URL_SAFE_NO_PAD
+            .decode(user)
+            .map_err(|_| TokenError::Malformed)?;
         let user_id = std::str::from_utf8(&user)
             .ok()
             .and_then(|s| s.parse::<UserId>().ok())
@@ -92,7 +100,10 @@ impl TokenKey {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or(TokenError::Malformed)?;
-        Ok(TokenClaims { user_id, token_id: u64::from_be_bytes(id) })
+        Ok(TokenClaims {
+            user_id,
+            token_id: u64::from_be_bytes(id),
+        })
     }
 }
 
@@ -127,7 +138,13 @@ mod tests {
         let padded = format!("{first}{}", "=".repeat((4 - first.len() % 4) % 4));
         let decoded = String::from_utf8(STANDARD.decode(padded).unwrap()).unwrap();
         assert_eq!(decoded.parse::<u64>().unwrap(), user.get());
-        assert_eq!(key().verify(&token), Ok(TokenClaims { user_id: user, token_id: 42 }));
+        assert_eq!(
+            key().verify(&token),
+            Ok(TokenClaims {
+                user_id: user,
+                token_id: 42
+            })
+        );
     }
 
     #[test]
@@ -139,7 +156,10 @@ mod tests {
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged_user = URL_SAFE_NO_PAD.encode("6");
         parts[0] = &forged_user;
-        assert_eq!(key().verify(&parts.join(".")), Err(TokenError::BadSignature));
+        assert_eq!(
+            key().verify(&parts.join(".")),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(key().verify("a.b"), Err(TokenError::Malformed));
         assert_eq!(key().verify("a.b.c.d"), Err(TokenError::Malformed));
         assert_eq!(key().verify(""), Err(TokenError::Malformed));

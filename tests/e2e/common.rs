@@ -48,13 +48,20 @@ impl TestServer {
             "--shards=2".to_owned(),
         ];
         if !extra.iter().any(|a| a.starts_with("--rate-limit")) {
-            args.extend(["--rate-limit-global=100000".to_owned(), "--rate-limit-route=100000".to_owned()]);
+            args.extend([
+                "--rate-limit-global=100000".to_owned(),
+                "--rate-limit-route=100000".to_owned(),
+            ]);
         }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let config = Config::try_parse_from(args).unwrap();
         let server = Server::start(config).await.expect("server starts");
         let base = format!("http://{}", server.addr());
-        Self { server, http: reqwest::Client::new(), base }
+        Self {
+            server,
+            http: reqwest::Client::new(),
+            base,
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -65,9 +72,17 @@ impl TestServer {
         self.server.addr()
     }
 
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("{}/api/v10{path}", self.base));
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v10{path}", self.base));
         if let Some(t) = token {
             req = req.header("Authorization", t);
         }
@@ -78,8 +93,16 @@ impl TestServer {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-        Response { status, headers, body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Calls and asserts the status, returning the body.
@@ -92,43 +115,100 @@ impl TestServer {
     /// A registered user's token (as `Authorization` value) and id.
     pub async fn user(&self, name: &str) -> (String, String) {
         let body = json!({"username": format!("{name}{}", rand_suffix()), "password": "correct horse battery"});
-        let r = Self::expect(self.call("POST", "/auth/register", None, Some(body)).await, 201);
-        (r["token"].as_str().unwrap().to_owned(), r["user_id"].as_str().unwrap().to_owned())
+        let r = Self::expect(
+            self.call("POST", "/auth/register", None, Some(body)).await,
+            201,
+        );
+        (
+            r["token"].as_str().unwrap().to_owned(),
+            r["user_id"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// A bot owned by `owner`: its `Bot <token>` and id.
     pub async fn bot(&self, owner: &str, name: &str) -> (String, String) {
         let app = Self::expect(
-            self.call("POST", "/applications", Some(owner), Some(json!({"name": format!("{name}{}", rand_suffix())})))
-                .await,
+            self.call(
+                "POST",
+                "/applications",
+                Some(owner),
+                Some(json!({"name": format!("{name}{}", rand_suffix())})),
+            )
+            .await,
             201,
         );
         let id = app["id"].as_str().unwrap().to_owned();
-        let reset = Self::expect(self.call("POST", &format!("/applications/{id}/bot/reset"), Some(owner), None).await, 200);
+        let reset = Self::expect(
+            self.call(
+                "POST",
+                &format!("/applications/{id}/bot/reset"),
+                Some(owner),
+                None,
+            )
+            .await,
+            200,
+        );
         (format!("Bot {}", reset["token"].as_str().unwrap()), id)
     }
 
     /// A guild owned by `owner`: guild id and its text channel id.
     pub async fn guild(&self, owner: &str) -> (String, String) {
-        let g = Self::expect(self.call("POST", "/guilds", Some(owner), Some(json!({"name": "e2e guild"}))).await, 201);
+        let g = Self::expect(
+            self.call(
+                "POST",
+                "/guilds",
+                Some(owner),
+                Some(json!({"name": "e2e guild"})),
+            )
+            .await,
+            201,
+        );
         let gid = g["id"].as_str().unwrap().to_owned();
-        let chans = Self::expect(self.call("GET", &format!("/guilds/{gid}/channels"), Some(owner), None).await, 200);
-        let text = chans.as_array().unwrap().iter().find(|c| c["type"] == 0).unwrap()["id"].as_str().unwrap().to_owned();
+        let chans = Self::expect(
+            self.call("GET", &format!("/guilds/{gid}/channels"), Some(owner), None)
+                .await,
+            200,
+        );
+        let text = chans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == 0)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         (gid, text)
     }
 
     /// Makes `who` join the guild of `channel` through an invite created by `owner`.
     pub async fn join(&self, owner: &str, channel: &str, who: &str) {
-        let inv = Self::expect(self.call("POST", &format!("/channels/{channel}/invites"), Some(owner), Some(json!({}))).await, 200);
+        let inv = Self::expect(
+            self.call(
+                "POST",
+                &format!("/channels/{channel}/invites"),
+                Some(owner),
+                Some(json!({})),
+            )
+            .await,
+            200,
+        );
         let code = inv["code"].as_str().unwrap();
-        Self::expect(self.call("POST", &format!("/invites/{code}"), Some(who), None).await, 200);
+        Self::expect(
+            self.call("POST", &format!("/invites/{code}"), Some(who), None)
+                .await,
+            200,
+        );
     }
 }
 
 pub fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("{}{}", nanos % 100_000, N.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -142,7 +222,9 @@ pub enum Compression {
 
 /// A raw gateway client that decodes compressed frames with real decompressors.
 pub struct Gateway {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     compression: Compression,
     zlib: flate2::Decompress,
     zstd_buf: Vec<u8>,
@@ -157,7 +239,9 @@ impl Gateway {
             Compression::Zlib => "&compress=zlib-stream",
             Compression::Zstd => "&compress=zstd-stream",
         };
-        let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/?v=10&encoding=json{query}")).await.unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/?v=10&encoding=json{query}"))
+            .await
+            .unwrap();
         Self {
             ws,
             compression,
@@ -169,7 +253,10 @@ impl Gateway {
     }
 
     pub async fn send(&mut self, payload: Value) {
-        self.ws.send(WsMessage::Text(payload.to_string().into())).await.unwrap();
+        self.ws
+            .send(WsMessage::Text(payload.to_string().into()))
+            .await
+            .unwrap();
     }
 
     /// Next payload, or the close code when the server closed.
@@ -180,7 +267,11 @@ impl Gateway {
                 .expect("gateway payload within 10 s");
             let bytes: Vec<u8> = match msg {
                 Some(Ok(WsMessage::Text(t))) => {
-                    assert_eq!(self.compression, Compression::None, "compressed sessions get binary frames");
+                    assert_eq!(
+                        self.compression,
+                        Compression::None,
+                        "compressed sessions get binary frames"
+                    );
                     t.as_bytes().to_vec()
                 }
                 Some(Ok(WsMessage::Binary(b))) => self.decompress(&b),
@@ -200,14 +291,21 @@ impl Gateway {
         match self.compression {
             Compression::None => data.to_vec(),
             Compression::Zlib => {
-                assert!(data.ends_with(&[0, 0, 0xFF, 0xFF]), "zlib-stream messages end with a sync flush");
+                assert!(
+                    data.ends_with(&[0, 0, 0xFF, 0xFF]),
+                    "zlib-stream messages end with a sync flush"
+                );
                 let mut out = Vec::with_capacity(data.len() * 8 + 1024);
                 let before = self.zlib.total_in();
                 loop {
                     let consumed = (self.zlib.total_in() - before) as usize;
                     out.reserve(4096);
-                    self.zlib.decompress_vec(&data[consumed..], &mut out, flate2::FlushDecompress::Sync).unwrap();
-                    if (self.zlib.total_in() - before) as usize == data.len() && out.len() < out.capacity() {
+                    self.zlib
+                        .decompress_vec(&data[consumed..], &mut out, flate2::FlushDecompress::Sync)
+                        .unwrap();
+                    if (self.zlib.total_in() - before) as usize == data.len()
+                        && out.len() < out.capacity()
+                    {
                         break;
                     }
                 }

@@ -17,25 +17,46 @@ async fn identify_to_delivery(db: Db, compression: Compression) {
     s.join(&owner, &general, &bot).await;
 
     let mut gw = Gateway::connect(&s.ws_url(), compression).await;
-    let ready = gw.identify(&bot, GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT | GUILD_MESSAGE_REACTIONS).await;
+    let ready = gw
+        .identify(
+            &bot,
+            GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT | GUILD_MESSAGE_REACTIONS,
+        )
+        .await;
     assert_eq!(ready["s"], 1);
     assert_eq!(ready["d"]["user"]["id"], bot_id.as_str());
     assert_eq!(ready["d"]["resume_gateway_url"], s.ws_url());
-    assert_eq!(ready["d"]["guilds"], json!([{"id": guild, "unavailable": true}]));
+    assert_eq!(
+        ready["d"]["guilds"],
+        json!([{"id": guild, "unavailable": true}])
+    );
     let created = gw.dispatch().await;
     assert_eq!(created["t"], "GUILD_CREATE");
     assert_eq!(created["d"]["id"], guild.as_str());
-    assert!(created["d"]["channels"].as_array().unwrap().iter().any(|c| c["id"] == general.as_str()));
+    assert!(created["d"]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == general.as_str()));
 
     let sent = TestServer::expect(
-        s.call("POST", &format!("/channels/{general}/messages"), Some(&owner), Some(json!({"content": "hello"}))).await,
+        s.call(
+            "POST",
+            &format!("/channels/{general}/messages"),
+            Some(&owner),
+            Some(json!({"content": "hello"})),
+        )
+        .await,
         200,
     );
     let event = gw.dispatch_of("MESSAGE_CREATE").await;
     assert_eq!(event["d"]["id"], sent["id"]);
     assert_eq!(event["d"]["content"], "hello");
     assert_eq!(event["d"]["guild_id"], guild.as_str());
-    assert!(event["d"]["member"].is_object(), "guild messages carry the author's member");
+    assert!(
+        event["d"]["member"].is_object(),
+        "guild messages carry the author's member"
+    );
     assert_eq!(event["s"], created["s"].as_u64().unwrap() + 1);
 }
 
@@ -82,17 +103,35 @@ async fn hidden_channel_stays_hidden(db: Db) {
     owner_gw.dispatch_of("GUILD_CREATE").await;
 
     // The member cannot read it over REST either.
-    let denied = s.call("GET", &format!("/channels/{secret}/messages"), Some(&member), None).await;
+    let denied = s
+        .call(
+            "GET",
+            &format!("/channels/{secret}/messages"),
+            Some(&member),
+            None,
+        )
+        .await;
     assert_eq!(denied.status, 403);
     assert_eq!(denied.body["code"], 50001);
 
-    for path in [format!("/channels/{secret}/messages"), format!("/channels/{secret}/typing")] {
-        let body = path.ends_with("messages").then(|| json!({"content": "classified"}));
+    for path in [
+        format!("/channels/{secret}/messages"),
+        format!("/channels/{secret}/typing"),
+    ] {
+        let body = path
+            .ends_with("messages")
+            .then(|| json!({"content": "classified"}));
         let r = s.call("POST", &path, Some(&owner), body).await;
         assert!(r.status == 200 || r.status == 204, "{}", r.body);
     }
     let visible = TestServer::expect(
-        s.call("POST", &format!("/channels/{general}/messages"), Some(&owner), Some(json!({"content": "public"}))).await,
+        s.call(
+            "POST",
+            &format!("/channels/{general}/messages"),
+            Some(&owner),
+            Some(json!({"content": "public"})),
+        )
+        .await,
         200,
     );
     // The owner sees the secret message; the member's next message event is the public one.
@@ -128,9 +167,14 @@ async fn resume_replays_missed_events_without_gaps() {
     s.join(&owner, &general, &bot).await;
 
     let mut gw = Gateway::connect(&s.ws_url(), Compression::Zlib).await;
-    let ready = gw.identify(&bot, GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT).await;
+    let ready = gw
+        .identify(&bot, GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT)
+        .await;
     let session_id = ready["d"]["session_id"].as_str().unwrap().to_owned();
-    let resume_url = ready["d"]["resume_gateway_url"].as_str().unwrap().to_owned();
+    let resume_url = ready["d"]["resume_gateway_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     gw.dispatch_of("GUILD_CREATE").await;
     let seen = gw.last_seq.unwrap();
     gw.drop_connection().await;
@@ -138,8 +182,13 @@ async fn resume_replays_missed_events_without_gaps() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let m = TestServer::expect(
-            s.call("POST", &format!("/channels/{general}/messages"), Some(&owner), Some(json!({"content": format!("missed {i}")})))
-                .await,
+            s.call(
+                "POST",
+                &format!("/channels/{general}/messages"),
+                Some(&owner),
+                Some(json!({"content": format!("missed {i}")})),
+            )
+            .await,
             200,
         );
         ids.push(m["id"].clone());
@@ -147,7 +196,8 @@ async fn resume_replays_missed_events_without_gaps() {
 
     let mut gw = Gateway::connect(&resume_url, Compression::Zlib).await;
     assert_eq!(gw.recv().await.unwrap()["op"], 10);
-    gw.send(json!({"op": 6, "d": {"token": bot, "session_id": session_id, "seq": seen}})).await;
+    gw.send(json!({"op": 6, "d": {"token": bot, "session_id": session_id, "seq": seen}}))
+        .await;
     for (i, id) in ids.iter().enumerate() {
         let e = gw.dispatch().await;
         assert_eq!(e["t"], "MESSAGE_CREATE");
@@ -161,7 +211,9 @@ async fn resume_replays_missed_events_without_gaps() {
     // An unknown session is told to identify again.
     let mut other = Gateway::connect(&resume_url, Compression::None).await;
     other.recv().await.unwrap();
-    other.send(json!({"op": 6, "d": {"token": bot, "session_id": "0123456789abcdef", "seq": 1}})).await;
+    other
+        .send(json!({"op": 6, "d": {"token": bot, "session_id": "0123456789abcdef", "seq": 1}}))
+        .await;
     let invalid = other.recv().await.unwrap();
     assert_eq!(invalid["op"], 9);
     assert_eq!(invalid["d"], false);
@@ -175,7 +227,16 @@ async fn token_reset_closes_sessions() {
     let (bot, bot_id) = s.bot(&owner, "resetbot").await;
     let mut gw = Gateway::connect(&s.ws_url(), Compression::None).await;
     gw.identify(&bot, GUILDS).await;
-    TestServer::expect(s.call("POST", &format!("/applications/{bot_id}/bot/reset"), Some(&owner), None).await, 200);
+    TestServer::expect(
+        s.call(
+            "POST",
+            &format!("/applications/{bot_id}/bot/reset"),
+            Some(&owner),
+            None,
+        )
+        .await,
+        200,
+    );
     loop {
         match gw.recv().await {
             Ok(_) => continue,
@@ -185,10 +246,15 @@ async fn token_reset_closes_sessions() {
             }
         }
     }
-    assert_eq!(s.call("GET", "/users/@me", Some(&bot), None).await.status, 401);
+    assert_eq!(
+        s.call("GET", "/users/@me", Some(&bot), None).await.status,
+        401
+    );
     let mut again = Gateway::connect(&s.ws_url(), Compression::None).await;
     again.recv().await.unwrap();
-    again.send(json!({"op": 2, "d": {"token": bot, "intents": GUILDS, "properties": {}}})).await;
+    again
+        .send(json!({"op": 2, "d": {"token": bot, "intents": GUILDS, "properties": {}}}))
+        .await;
     assert_eq!(again.recv().await.err(), Some(Some(4004)));
 }
 
@@ -203,6 +269,14 @@ async fn admin_endpoints() {
     assert_eq!(health.status(), 200);
     let ready = s.http.get(format!("{admin}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = s.http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = s
+        .http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("concord_api_requests_total"), "{metrics}");
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use twilight_gateway::{ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _};
+use twilight_gateway::{
+    ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+};
 use twilight_http::request::channel::reaction::RequestReactionType;
 use twilight_model::id::Id;
 
@@ -11,10 +13,13 @@ use crate::common::{Db, TestServer};
 
 async fn next_event(shard: &mut Shard, wanted: fn(&Event) -> bool) -> Event {
     loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), shard.next_event(EventTypeFlags::all()))
-            .await
-            .expect("event within 10 s")
-            .expect("shard open");
+        let item = tokio::time::timeout(
+            Duration::from_secs(10),
+            shard.next_event(EventTypeFlags::all()),
+        )
+        .await
+        .expect("event within 10 s")
+        .expect("shard open");
         match item {
             Ok(event) if wanted(&event) => return event,
             Ok(_) => continue,
@@ -44,28 +49,48 @@ async fn twilight_end_to_end() {
         | Intents::GUILD_MESSAGES
         | Intents::MESSAGE_CONTENT
         | Intents::GUILD_MESSAGE_REACTIONS;
-    let config = ConfigBuilder::new(token, intents).proxy_url(s.ws_url()).build();
+    let config = ConfigBuilder::new(token, intents)
+        .proxy_url(s.ws_url())
+        .build();
     let mut shard = Shard::with_config(ShardId::ONE, config);
 
-    let Event::Ready(ready) = next_event(&mut shard, |e| matches!(e, Event::Ready(_))).await else { unreachable!() };
+    let Event::Ready(ready) = next_event(&mut shard, |e| matches!(e, Event::Ready(_))).await else {
+        unreachable!()
+    };
     assert_eq!(ready.user.id, me.id);
     assert_eq!(ready.guilds.len(), 1);
-    let Event::GuildCreate(created) = next_event(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await else {
+    let Event::GuildCreate(created) =
+        next_event(&mut shard, |e| matches!(e, Event::GuildCreate(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(created.id().get().to_string(), guild);
 
     let channel = Id::new(general.parse().unwrap());
-    let sent = http.create_message(channel).content("hello from twilight").await.unwrap().model().await.unwrap();
-    let Event::MessageCreate(msg) = next_event(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await else {
+    let sent = http
+        .create_message(channel)
+        .content("hello from twilight")
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    let Event::MessageCreate(msg) =
+        next_event(&mut shard, |e| matches!(e, Event::MessageCreate(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(msg.id, sent.id);
     assert_eq!(msg.content, "hello from twilight");
     assert_eq!(msg.author.id, me.id);
 
-    http.update_message(channel, sent.id).content(Some("edited by twilight")).await.unwrap();
-    let Event::MessageUpdate(upd) = next_event(&mut shard, |e| matches!(e, Event::MessageUpdate(_))).await else {
+    http.update_message(channel, sent.id)
+        .content(Some("edited by twilight"))
+        .await
+        .unwrap();
+    let Event::MessageUpdate(upd) =
+        next_event(&mut shard, |e| matches!(e, Event::MessageUpdate(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(upd.id, sent.id);
@@ -74,14 +99,18 @@ async fn twilight_end_to_end() {
 
     let fire = RequestReactionType::Unicode { name: "🔥" };
     http.create_reaction(channel, sent.id, &fire).await.unwrap();
-    let Event::ReactionAdd(reaction) = next_event(&mut shard, |e| matches!(e, Event::ReactionAdd(_))).await else {
+    let Event::ReactionAdd(reaction) =
+        next_event(&mut shard, |e| matches!(e, Event::ReactionAdd(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(reaction.message_id, sent.id);
     assert_eq!(reaction.user_id, me.id);
 
     http.delete_message(channel, sent.id).await.unwrap();
-    let Event::MessageDelete(deleted) = next_event(&mut shard, |e| matches!(e, Event::MessageDelete(_))).await else {
+    let Event::MessageDelete(deleted) =
+        next_event(&mut shard, |e| matches!(e, Event::MessageDelete(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(deleted.id, sent.id);

@@ -48,7 +48,10 @@ impl LocalBus {
         for shard in &bus.shards {
             let (tx, rx) = mpsc::channel(bus.capacity);
             bus.senders.insert(*shard, tx);
-            bus.pending.lock().unwrap_or_else(|e| e.into_inner()).push((*shard, rx));
+            bus.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((*shard, rx));
         }
         Arc::new(bus)
     }
@@ -78,7 +81,10 @@ impl EventBus for LocalBus {
             .get(&shard)
             .map(|s| s.clone())
             .ok_or_else(|| BusError(format!("no shard {shard}")))?;
-        sender.send(message).await.map_err(|_| BusError(format!("shard {shard} is not subscribed")))?;
+        sender
+            .send(message)
+            .await
+            .map_err(|_| BusError(format!("shard {shard} is not subscribed")))?;
         metrics::counter!("concord_bus_published_total", "bus" => "local").increment(1);
         Ok(())
     }
@@ -86,7 +92,13 @@ impl EventBus for LocalBus {
     async fn guild_shards(&self, guild: GuildId) -> Vec<ShardId> {
         self.interest
             .get(&guild)
-            .map(|entry| entry.iter().filter(|(_, n)| *n > 0).map(|(s, _)| *s).collect())
+            .map(|entry| {
+                entry
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, _)| *s)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -162,7 +174,10 @@ mod tests {
         let bus = LocalBus::new(vec![0]);
         let u: UserId = Id::new(5);
         for i in 1..=3u64 {
-            let msg = BusMessage::GuildLeft { guild_id: Id::new(i), user_id: u };
+            let msg = BusMessage::GuildLeft {
+                guild_id: Id::new(i),
+                user_id: u,
+            };
             bus.publish(0, msg).await.unwrap();
         }
         let mut sub = bus.subscribe(0).await;
@@ -172,7 +187,15 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(bus.publish(9, BusMessage::GuildRemoved { guild_id: Id::new(1) }).await.is_err());
+        assert!(bus
+            .publish(
+                9,
+                BusMessage::GuildRemoved {
+                    guild_id: Id::new(1)
+                }
+            )
+            .await
+            .is_err());
     }
 
     #[test]

@@ -88,8 +88,12 @@ impl EventKind {
             Self::GuildMemberAdd | Self::GuildMemberUpdate | Self::GuildMemberRemove => {
                 Some(Intents::GUILD_MEMBERS)
             }
-            Self::MessageCreate | Self::MessageUpdate | Self::MessageDelete => Some(Intents::GUILD_MESSAGES),
-            Self::MessageReactionAdd | Self::MessageReactionRemove => Some(Intents::GUILD_MESSAGE_REACTIONS),
+            Self::MessageCreate | Self::MessageUpdate | Self::MessageDelete => {
+                Some(Intents::GUILD_MESSAGES)
+            }
+            Self::MessageReactionAdd | Self::MessageReactionRemove => {
+                Some(Intents::GUILD_MESSAGE_REACTIONS)
+            }
             Self::TypingStart => Some(Intents::GUILD_MESSAGE_TYPING),
             Self::InviteCreate => Some(Intents::GUILD_INVITES),
             Self::Ready | Self::Resumed | Self::GuildMembersChunk | Self::UserUpdate => None,

@@ -68,7 +68,10 @@ impl From<ChannelType> for u8 {
 impl ChannelType {
     /// Channels that hold messages (text rules apply).
     pub fn is_text_like(self) -> bool {
-        matches!(self, Self::GuildText | Self::GuildAnnouncement | Self::GuildForum | Self::GuildMedia)
+        matches!(
+            self,
+            Self::GuildText | Self::GuildAnnouncement | Self::GuildForum | Self::GuildMedia
+        )
     }
 
     /// Voice and stage channels.
@@ -80,13 +83,24 @@ impl ChannelType {
     pub fn creatable_in_guild(self) -> bool {
         matches!(
             self,
-            Self::GuildText | Self::GuildVoice | Self::GuildCategory | Self::GuildAnnouncement | Self::GuildStageVoice
+            Self::GuildText
+                | Self::GuildVoice
+                | Self::GuildCategory
+                | Self::GuildAnnouncement
+                | Self::GuildStageVoice
         )
     }
 
     /// Whether messages may be posted (text and voice text-in-voice).
     pub fn accepts_messages(self) -> bool {
-        matches!(self, Self::GuildText | Self::GuildAnnouncement | Self::GuildVoice | Self::GuildStageVoice | Self::Dm)
+        matches!(
+            self,
+            Self::GuildText
+                | Self::GuildAnnouncement
+                | Self::GuildVoice
+                | Self::GuildStageVoice
+                | Self::Dm
+        )
     }
 }
 

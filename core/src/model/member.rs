@@ -39,6 +39,9 @@ pub struct Member {
 impl Member {
     /// The same member without its user, as embedded in messages.
     pub fn without_user(&self) -> Self {
-        Self { user: None, ..self.clone() }
+        Self {
+            user: None,
+            ..self.clone()
+        }
     }
 }
