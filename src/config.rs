@@ -18,8 +18,8 @@ pub const DEFAULT_SHARDS: u16 = 4;
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 41_250;
 /// Default deflate window for `zlib-stream` (2^15 = 32 KiB, what every client accepts).
 pub const DEFAULT_ZLIB_WINDOW_BITS: u8 = 15;
-/// Default zstd window log for `zstd-stream` (2^17 = 128 KiB).
-pub const DEFAULT_ZSTD_WINDOW_LOG: u8 = 17;
+/// Default zstd window log for `zstd-stream` (2^15 = 32 KiB; about 305 KiB of encoder state).
+pub const DEFAULT_ZSTD_WINDOW_LOG: u8 = 15;
 
 /// Concord: a Discord API v10 compatible chat server.
 #[derive(Clone, Parser)]

@@ -53,7 +53,10 @@ pub(crate) enum Transport {
         #[cfg(test)]
         window_bits: u8,
     },
-    Zstd { context: Box<CCtx<'static>>, out: Vec<u8> },
+    Zstd {
+        context: Box<CCtx<'static>>,
+        out: Vec<u8>,
+    },
 }
 
 impl Transport {
@@ -62,8 +65,10 @@ impl Transport {
         Ok(match kind {
             Compression::None => Self::Plain,
             Compression::ZlibStream => {
-                let bits =
-                    config.zlib_window_bits.clamp(*ZLIB_WINDOW_BITS_RANGE.start(), *ZLIB_WINDOW_BITS_RANGE.end());
+                let bits = config.zlib_window_bits.clamp(
+                    *ZLIB_WINDOW_BITS_RANGE.start(),
+                    *ZLIB_WINDOW_BITS_RANGE.end(),
+                );
                 Self::Zlib {
                     context: Box::new(Compress::new_with_window_bits(Level::fast(), true, bits)),
                     out: Vec::new(),
@@ -72,12 +77,20 @@ impl Transport {
                 }
             }
             Compression::ZstdStream => {
-                let log =
-                    config.zstd_window_log.clamp(*ZSTD_WINDOW_LOG_RANGE.start(), *ZSTD_WINDOW_LOG_RANGE.end());
+                let log = config
+                    .zstd_window_log
+                    .clamp(*ZSTD_WINDOW_LOG_RANGE.start(), *ZSTD_WINDOW_LOG_RANGE.end());
                 let mut context = CCtx::create();
-                context.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL)).map_err(zstd_error)?;
-                context.set_parameter(CParameter::WindowLog(log)).map_err(zstd_error)?;
-                Self::Zstd { context: Box::new(context), out: Vec::new() }
+                context
+                    .set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
+                    .map_err(zstd_error)?;
+                context
+                    .set_parameter(CParameter::WindowLog(log))
+                    .map_err(zstd_error)?;
+                Self::Zstd {
+                    context: Box::new(context),
+                    out: Vec::new(),
+                }
             }
         })
     }
@@ -138,8 +151,9 @@ fn zstd_flush(context: &mut CCtx<'static>, input: &[u8], out: &mut Vec<u8>) -> R
         out.reserve(zstd_safe::CCtx::out_size().max(input.len() / 2 + 64));
         let pos = out.len();
         let mut sink = OutBuffer::around_pos(out, pos);
-        let remaining =
-            context.compress_stream2(&mut sink, &mut source, ZSTD_EndDirective::ZSTD_e_flush).map_err(zstd_error)?;
+        let remaining = context
+            .compress_stream2(&mut sink, &mut source, ZSTD_EndDirective::ZSTD_e_flush)
+            .map_err(zstd_error)?;
         if remaining == 0 && source.pos() == input.len() {
             return Ok(());
         }
@@ -156,9 +170,16 @@ mod tests {
     use flate2::{Decompress, FlushDecompress};
 
     fn payloads() -> Vec<Vec<u8>> {
-        let mut all = vec![br#"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#.to_vec()];
+        let mut all =
+            vec![br#"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#.to_vec()];
         for i in 0..50u32 {
-            all.push(format!(r#"{{"op":0,"s":{i},"t":"MESSAGE_CREATE","d":{{"content":"{}"}}}}"#, "x".repeat(i as usize * 97)).into_bytes());
+            all.push(
+                format!(
+                    r#"{{"op":0,"s":{i},"t":"MESSAGE_CREATE","d":{{"content":"{}"}}}}"#,
+                    "x".repeat(i as usize * 97)
+                )
+                .into_bytes(),
+            );
         }
         all
     }
@@ -166,7 +187,10 @@ mod tests {
     #[test]
     fn zlib_stream_decodes_across_messages_and_ends_in_sync_marker() {
         for bits in [9u8, 15] {
-            let config = ShardConfig { zlib_window_bits: bits, ..ShardConfig::default() };
+            let config = ShardConfig {
+                zlib_window_bits: bits,
+                ..ShardConfig::default()
+            };
             let mut transport = Transport::new(Compression::ZlibStream, &config).unwrap();
             let mut inflate = Decompress::new(true);
             for payload in payloads() {
@@ -174,7 +198,9 @@ mod tests {
                 assert!(binary);
                 assert!(bytes.ends_with(&[0, 0, 0xFF, 0xFF]));
                 let mut decoded = Vec::with_capacity(payload.len() + 64);
-                inflate.decompress_vec(bytes, &mut decoded, FlushDecompress::Sync).unwrap();
+                inflate
+                    .decompress_vec(bytes, &mut decoded, FlushDecompress::Sync)
+                    .unwrap();
                 assert_eq!(decoded, payload);
             }
         }
@@ -192,14 +218,23 @@ mod tests {
             assert_eq!(decoded, payload);
         }
         let used = transport.context_bytes();
-        assert!(used > 0 && used < 340 * 1024, "zstd context uses {used} bytes");
+        assert!(
+            used > 0 && used < 340 * 1024,
+            "zstd context uses {used} bytes"
+        );
 
-        let small = ShardConfig { zstd_window_log: 12, ..ShardConfig::default() };
+        let small = ShardConfig {
+            zstd_window_log: 12,
+            ..ShardConfig::default()
+        };
         let mut transport = Transport::new(Compression::ZstdStream, &small).unwrap();
         for payload in payloads() {
             transport.encode(&payload).unwrap();
         }
-        assert!(transport.context_bytes() < used, "a smaller window must shrink the context");
+        assert!(
+            transport.context_bytes() < used,
+            "a smaller window must shrink the context"
+        );
     }
 
     fn zstd_decode(decoder: &mut zstd::stream::raw::Decoder<'static>, input: &[u8]) -> Vec<u8> {
@@ -223,6 +258,9 @@ mod tests {
         let mut transport = Transport::new(Compression::None, &ShardConfig::default()).unwrap();
         assert_eq!(transport.encode(b"{}").unwrap(), (false, &b"{}"[..]));
         assert_eq!(Compression::from_query("zlib"), Compression::None);
-        assert_eq!(Compression::from_query("zstd-stream"), Compression::ZstdStream);
+        assert_eq!(
+            Compression::from_query("zstd-stream"),
+            Compression::ZstdStream
+        );
     }
 }

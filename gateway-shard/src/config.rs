@@ -38,7 +38,7 @@ pub struct ShardConfig {
     pub heartbeat_interval: Duration,
     /// Silence allowed before close 4009, in heartbeat intervals.
     pub heartbeat_timeout_factor: f64,
-    /// Upper bound of the `large_threshold` a client may pick, and the value used when it picks none.
+    /// `large_threshold` for sessions whose Identify has none (clients may pick 50..=250).
     pub large_threshold: u32,
     /// Frames queued per connection before it is closed (reconnectable) as a slow consumer.
     pub outgoing_capacity: usize,
@@ -76,7 +76,8 @@ impl Default for ShardConfig {
 impl ShardConfig {
     /// Silence after which a connection is closed with 4009.
     pub fn heartbeat_timeout(&self) -> Duration {
-        self.heartbeat_interval.mul_f64(self.heartbeat_timeout_factor.max(1.0))
+        self.heartbeat_interval
+            .mul_f64(self.heartbeat_timeout_factor.max(1.0))
     }
 
     /// Checks every field; call once at startup.
@@ -104,9 +105,14 @@ impl ShardConfig {
             return bad("zstd_window_log", "must be within 10..=24");
         }
         let url = self.resume_gateway_url.as_str();
-        let origin = url.strip_prefix("ws://").or_else(|| url.strip_prefix("wss://"));
+        let origin = url
+            .strip_prefix("ws://")
+            .or_else(|| url.strip_prefix("wss://"));
         if origin.is_none_or(|rest| rest.is_empty() || rest.contains(['/', '?'])) {
-            return bad("resume_gateway_url", "must be a bare ws:// or wss:// origin");
+            return bad(
+                "resume_gateway_url",
+                "must be a bare ws:// or wss:// origin",
+            );
         }
         Ok(())
     }
@@ -122,11 +128,32 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.heartbeat_timeout(), Duration::from_millis(61_875));
 
-        let bad = ShardConfig { zlib_window_bits: 16, ..ShardConfig::default() };
-        assert!(matches!(bad.validate(), Err(Error::Config { field: "zlib_window_bits", .. })));
-        let bad = ShardConfig { resume_gateway_url: "ws://host:1/".into(), ..ShardConfig::default() };
-        assert!(matches!(bad.validate(), Err(Error::Config { field: "resume_gateway_url", .. })));
-        let bad = ShardConfig { heartbeat_timeout_factor: 0.5, ..ShardConfig::default() };
+        let bad = ShardConfig {
+            zlib_window_bits: 16,
+            ..ShardConfig::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::Config {
+                field: "zlib_window_bits",
+                ..
+            })
+        ));
+        let bad = ShardConfig {
+            resume_gateway_url: "ws://host:1/".into(),
+            ..ShardConfig::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::Config {
+                field: "resume_gateway_url",
+                ..
+            })
+        ));
+        let bad = ShardConfig {
+            heartbeat_timeout_factor: 0.5,
+            ..ShardConfig::default()
+        };
         assert!(bad.validate().is_err());
     }
 }

@@ -11,7 +11,9 @@ use std::future::pending;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use concord_core::gateway::payload::incoming::{ClientFrame, Identify, RequestGuildMembers, Resume};
+use concord_core::gateway::payload::incoming::{
+    ClientFrame, Identify, RequestGuildMembers, Resume,
+};
 use concord_core::gateway::{OpCode, MAX_CLIENT_PAYLOAD};
 use concord_core::json;
 use concord_core::token::{self, TokenKey};
@@ -30,6 +32,7 @@ use crate::op::{check_intents, check_shard};
 use crate::routing::SessionRouter;
 use crate::session::{Control, Link, Session, SessionId};
 use crate::shard::Shard;
+use crate::task::AbortOnDrop;
 use rate_limit::CommandBudget;
 use reader::Inbound;
 
@@ -69,7 +72,9 @@ pub struct ConnectionContext {
 
 impl std::fmt::Debug for ConnectionContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionContext").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ConnectionContext")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,12 +84,18 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    let span = info_span!("gateway_session", conn = id, shard = field::Empty, session = field::Empty, user = field::Empty);
+    let span = info_span!(
+        "gateway_session",
+        conn = id,
+        shard = field::Empty,
+        session = field::Empty,
+        user = field::Empty
+    );
     async move {
         ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
         let (read, write) = ws.split(tokio::io::split);
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let reader = tokio::spawn(reader::read_loop(read, inbound_tx));
+        let _reader = AbortOnDrop(tokio::spawn(reader::read_loop(read, inbound_tx)));
         let transport = Transport::new(params.compression, &context.config);
         let now = Instant::now();
         let mut connection = Connection {
@@ -109,7 +120,6 @@ where
             Err(error) => Err(error),
         };
         connection.finish(end).await;
-        reader.abort();
         ::metrics::gauge!(metrics::CONNECTIONS).decrement(1.0);
     }
     .instrument(span)
@@ -152,7 +162,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     async fn run(&mut self, params: &ConnectParams) -> Result<End> {
-        let interval = u64::try_from(self.context.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
+        let interval =
+            u64::try_from(self.context.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
         self.send(&frame::hello(interval)).await?;
         self.flush().await?;
         if params.version.as_deref().is_some_and(|v| v != "10") {
@@ -181,7 +192,11 @@ where
                     None => return Ok(End::Dropped),
                 },
                 frame = next_frame(&mut self.frames) => match frame {
-                    Some(frame) => self.write_queued(frame).await?,
+                    // A peer that stops reading for a whole heartbeat timeout is as gone as
+                    // one that stops heartbeating; without the bound the write could hang forever.
+                    Some(frame) => timeout(self.context.config.heartbeat_timeout(), self.write_queued(frame))
+                        .await
+                        .map_err(|_| Error::HeartbeatTimeout)??,
                     // The session let go of this connection; its control message says why.
                     None => self.frames = None,
                 },
@@ -206,7 +221,9 @@ where
             Inbound::TooLarge => Err(Error::PayloadTooLarge),
             Inbound::Malformed => Err(Error::Decode),
             Inbound::Ping(data) => {
-                self.writer.write_frame(Frame::pong(Payload::Owned(data))).await?;
+                self.writer
+                    .write_frame(Frame::pong(Payload::Owned(data)))
+                    .await?;
                 self.flush().await?;
                 Ok(None)
             }
@@ -234,8 +251,12 @@ where
             op if op == OpCode::Resume as i64 => self.on_resume(command.d).await,
             op if op == OpCode::RequestGuildMembers as i64 => {
                 let bound = self.bound.as_ref().ok_or(Error::NotAuthenticated)?;
-                let request: RequestGuildMembers = serde_json::from_value(command.d).map_err(|_| Error::Decode)?;
-                bound.shard.request_guild_members(&bound.session, request).await
+                let request: RequestGuildMembers =
+                    serde_json::from_value(command.d).map_err(|_| Error::Decode)?;
+                bound
+                    .shard
+                    .request_guild_members(&bound.session, request)
+                    .await
             }
             op if [
                 OpCode::PresenceUpdate,
@@ -264,7 +285,11 @@ where
         let claims = verify(&self.context.tokens, &identify.token)?;
         check_shard(identify.shard)?;
         check_intents(identify.intents)?;
-        let shard = self.context.router.route_identify(claims.user_id).ok_or(Error::NoLiveShard)?;
+        let shard = self
+            .context
+            .router
+            .route_identify(claims.user_id)
+            .ok_or(Error::NoLiveShard)?;
         let link = self.new_link();
         let started = Instant::now();
         let (session, first) = shard.identify(claims, &identify, link).await?;
@@ -280,11 +305,15 @@ where
         }
         let resume: Resume = serde_json::from_value(data).map_err(|_| Error::Decode)?;
         let claims = verify(&self.context.tokens, &resume.token)?;
-        let shard = SessionId::parse(&resume.session_id).and_then(|id| self.context.router.route_resume(id));
+        let shard = SessionId::parse(&resume.session_id)
+            .and_then(|id| self.context.router.route_resume(id));
         let resumed = match shard {
             Some(shard) => {
                 let link = self.new_link();
-                shard.resume(claims, &resume, link).await?.map(|(session, replay)| (shard, session, replay))
+                shard
+                    .resume(claims, &resume, link)
+                    .await?
+                    .map(|(session, replay)| (shard, session, replay))
             }
             None => None,
         };
@@ -309,14 +338,20 @@ where
         let (control, control_rx) = mpsc::unbounded_channel();
         self.frames = Some(frames_rx);
         self.control = Some(control_rx);
-        Link { id: self.id, frames, control }
+        Link {
+            id: self.id,
+            frames,
+            control,
+        }
     }
 
     /// Writes one queued frame and whatever else is already queued, then flushes once.
     async fn write_queued(&mut self, first: OutFrame) -> Result<()> {
         self.write_frame(&first).await?;
         for _ in 1..WRITE_BATCH {
-            let Some(next) = self.frames.as_mut().and_then(|rx| rx.try_recv().ok()) else { break };
+            let Some(next) = self.frames.as_mut().and_then(|rx| rx.try_recv().ok()) else {
+                break;
+            };
             self.write_frame(&next).await?;
         }
         self.flush().await
@@ -346,14 +381,24 @@ where
     async fn finish(mut self, end: Result<End>) {
         let keep = match &end {
             Ok(End::ClientClosed(code)) => {
+                // Echo the client's code when it is one that may appear on the wire.
                 let reply = match code {
-                    Some(code) => Frame::close(*code, b""),
-                    None => Frame::close_raw(Payload::Owned(Vec::new())),
+                    Some(code @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => {
+                        Frame::close(*code, b"")
+                    }
+                    _ => Frame::close_raw(Payload::Owned(Vec::new())),
                 };
-                let _ = self.writer.write_frame(reply).await;
-                let _ = self.flush().await;
+                let _ = timeout(CLOSE_LINGER, async {
+                    self.writer.write_frame(reply).await?;
+                    self.flush().await
+                })
+                .await;
                 let normal = matches!(code, Some(1000 | 1001));
-                metrics::closed(if normal { "client_normal" } else { "client_other" });
+                metrics::closed(if normal {
+                    "client_normal"
+                } else {
+                    "client_other"
+                });
                 !normal
             }
             Ok(End::Dropped) => {
@@ -364,8 +409,13 @@ where
                 if let Some(code) = error.close_code() {
                     debug!(code, %error, "closing");
                     metrics::closed(metrics::code_label(code));
-                    let sent = self.writer.write_frame(Frame::close(code, close_reason(code).as_bytes())).await;
-                    if sent.is_ok() && self.flush().await.is_ok() {
+                    let close = Frame::close(code, close_reason(code).as_bytes());
+                    let sent = timeout(CLOSE_LINGER, async {
+                        self.writer.write_frame(close).await?;
+                        self.flush().await
+                    })
+                    .await;
+                    if matches!(sent, Ok(Ok(()))) {
                         self.linger().await;
                     }
                 } else {
@@ -384,7 +434,12 @@ where
     /// close frame is not lost to a reset caused by unread client data.
     async fn linger(&mut self) {
         let deadline = Instant::now() + CLOSE_LINGER;
-        while let Ok(Some(inbound)) = timeout(deadline.saturating_duration_since(Instant::now()), self.inbound.recv()).await {
+        while let Ok(Some(inbound)) = timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            self.inbound.recv(),
+        )
+        .await
+        {
             if matches!(inbound, Inbound::Close(_) | Inbound::Gone) {
                 return;
             }
@@ -393,19 +448,31 @@ where
 }
 
 /// Encodes `json` through the connection's compression and writes it as one message.
-async fn send_payload<W>(writer: &mut WebSocketWrite<W>, transport: &mut Transport, json: &[u8]) -> Result<()>
+async fn send_payload<W>(
+    writer: &mut WebSocketWrite<W>,
+    transport: &mut Transport,
+    json: &[u8],
+) -> Result<()>
 where
     W: AsyncWrite + Unpin,
 {
     let (binary, bytes) = transport.encode(json)?;
-    let opcode = if binary { WsOpCode::Binary } else { WsOpCode::Text };
-    writer.write_frame(Frame::new(true, opcode, None, Payload::Borrowed(bytes))).await?;
+    let opcode = if binary {
+        WsOpCode::Binary
+    } else {
+        WsOpCode::Text
+    };
+    writer
+        .write_frame(Frame::new(true, opcode, None, Payload::Borrowed(bytes)))
+        .await?;
     Ok(())
 }
 
 /// Verifies a token from Identify or Resume (with or without a `Bot ` prefix).
 fn verify(tokens: &TokenKey, raw: &str) -> Result<token::TokenClaims> {
-    tokens.verify(token::strip_scheme(raw)).map_err(|_| Error::AuthenticationFailed)
+    tokens
+        .verify(token::strip_scheme(raw))
+        .map_err(|_| Error::AuthenticationFailed)
 }
 
 async fn next_frame(rx: &mut Option<mpsc::Receiver<OutFrame>>) -> Option<OutFrame> {

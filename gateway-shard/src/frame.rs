@@ -83,7 +83,8 @@ pub(crate) const RECONNECT: &[u8] = br#"{"op":7,"d":null,"s":null,"t":null}"#;
 
 /// Op 10 with the heartbeat interval in milliseconds.
 pub(crate) fn hello(heartbeat_interval_ms: u64) -> Vec<u8> {
-    format!(r#"{{"op":10,"d":{{"heartbeat_interval":{heartbeat_interval_ms}}},"s":null,"t":null}}"#).into_bytes()
+    format!(r#"{{"op":10,"d":{{"heartbeat_interval":{heartbeat_interval_ms}}},"s":null,"t":null}}"#)
+        .into_bytes()
 }
 
 #[cfg(test)]
@@ -95,9 +96,16 @@ mod tests {
     fn dispatch_frames_differ_only_in_seq() {
         let event = EncodedEvent::new(EventKind::MessageCreate, br#"{"id":"1","content":"hi"}"#);
         let mut buf = Vec::new();
-        OutFrame { seq: 7, event: event.clone() }.write_json(&mut buf);
+        OutFrame {
+            seq: 7,
+            event: event.clone(),
+        }
+        .write_json(&mut buf);
         let v: Value = serde_json::from_slice(&buf).unwrap();
-        assert_eq!(v, json!({"op": 0, "s": 7, "t": "MESSAGE_CREATE", "d": {"id": "1", "content": "hi"}}));
+        assert_eq!(
+            v,
+            json!({"op": 0, "s": 7, "t": "MESSAGE_CREATE", "d": {"id": "1", "content": "hi"}})
+        );
         OutFrame { seq: 12345, event }.write_json(&mut buf);
         let v: Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["s"], 12345);
@@ -111,7 +119,10 @@ mod tests {
             assert!(v["s"].is_null() && v["t"].is_null(), "{v}");
         }
         let v: Value = serde_json::from_slice(&hello(41250)).unwrap();
-        assert_eq!(v, json!({"op": 10, "d": {"heartbeat_interval": 41250}, "s": null, "t": null}));
+        assert_eq!(
+            v,
+            json!({"op": 10, "d": {"heartbeat_interval": 41250}, "s": null, "t": null})
+        );
         let v: Value = serde_json::from_slice(INVALID_SESSION).unwrap();
         assert_eq!(v["d"], false);
     }

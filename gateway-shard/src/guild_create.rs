@@ -23,14 +23,21 @@ pub(crate) async fn load(
     all_members: bool,
     large_threshold: u32,
 ) -> RepoResult<Option<GuildView>> {
-    let Some(info) = store.guild(guild).await? else { return Ok(None) };
-    let Some(own) = store.member(guild, user).await? else { return Ok(None) };
+    let Some(info) = store.guild(guild).await? else {
+        return Ok(None);
+    };
+    let Some(own) = store.member(guild, user).await? else {
+        return Ok(None);
+    };
     let channels = store.guild_channels(guild).await?;
     let member_count = store.member_count(guild).await?;
     let large = member_count > u64::from(large_threshold);
     let members = if all_members && !large {
         let mut all = store.members(guild, None, large_threshold.max(1)).await?;
-        if !all.iter().any(|m| m.user.as_ref().is_some_and(|u| u.id == user)) {
+        if !all
+            .iter()
+            .any(|m| m.user.as_ref().is_some_and(|u| u.id == user))
+        {
             all.push(own.clone());
         }
         all
@@ -52,5 +59,8 @@ pub(crate) async fn load(
         unavailable: false,
         voice_states: Vec::new(),
     };
-    Ok(Some(GuildView { create, roles: own.roles }))
+    Ok(Some(GuildView {
+        create,
+        roles: own.roles,
+    }))
 }

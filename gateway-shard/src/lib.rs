@@ -25,6 +25,7 @@ pub mod routing;
 mod session;
 pub mod shard;
 mod table;
+mod task;
 
 pub use compression::Compression;
 pub use config::ShardConfig;
@@ -33,3 +34,32 @@ pub use error::{Error, Result};
 pub use routing::SessionRouter;
 pub use session::SessionId;
 pub use shard::Shard;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn shared<T: Send + Sync + 'static>() {}
+    fn spawnable<T: std::future::Future + Send + 'static>(_: T) {}
+
+    #[test]
+    fn shared_types_cross_tasks() {
+        shared::<Shard>();
+        shared::<ShardConfig>();
+        shared::<Error>();
+        shared::<ConnectionContext>();
+    }
+
+    /// Compiled, never run: the shard loop and the connection task must be spawnable.
+    #[allow(dead_code)]
+    fn futures_are_spawnable(
+        shard: Arc<Shard>,
+        ws: fastwebsockets::WebSocket<tokio::net::TcpStream>,
+        context: ConnectionContext,
+    ) {
+        spawnable(shard.run(std::future::pending()));
+        spawnable(serve(ws, ConnectParams::default(), context));
+    }
+}

@@ -44,7 +44,10 @@ pub(crate) struct Link {
 /// Something that arrived while the session was still loading its READY.
 #[derive(Debug)]
 enum Pending {
-    Dispatch { dispatch: Arc<Dispatch>, subject: Option<UserId> },
+    Dispatch {
+        dispatch: Arc<Dispatch>,
+        subject: Option<UserId>,
+    },
     Event(Arc<EncodedEvent>),
 }
 
@@ -115,7 +118,9 @@ impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough state (counters and queues),
         // and the gateway must keep serving the session's other readers.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether the session handles events of `guild` given its Identify `shard`.
@@ -124,13 +129,21 @@ impl Session {
     }
 
     /// Offers a bus dispatch: filters it for this session and sequences it.
-    pub(crate) fn offer(&self, dispatch: &Arc<Dispatch>, subject: Option<UserId>, cache: &mut EncodeCache<'_>) -> Offer {
+    pub(crate) fn offer(
+        &self,
+        dispatch: &Arc<Dispatch>,
+        subject: Option<UserId>,
+        cache: &mut EncodeCache<'_>,
+    ) -> Offer {
         let mut state = self.lock();
         if state.closed.is_some() {
             return Offer::Skipped;
         }
         if let Some(pending) = &mut state.loading {
-            pending.push(Pending::Dispatch { dispatch: dispatch.clone(), subject });
+            pending.push(Pending::Dispatch {
+                dispatch: dispatch.clone(),
+                subject,
+            });
             return Offer::Deferred;
         }
         let recipient = self.recipient(&state.guilds);
@@ -157,7 +170,12 @@ impl Session {
     }
 
     fn recipient<'a>(&self, guilds: &'a HashMap<GuildId, Vec<RoleId>>) -> Recipient<'a> {
-        Recipient { user_id: self.user_id, intents: self.intents, client_shard: self.client_shard, guilds }
+        Recipient {
+            user_id: self.user_id,
+            intents: self.intents,
+            client_shard: self.client_shard,
+            guilds,
+        }
     }
 
     /// Subscribes to a guild; false when already subscribed or closed.
@@ -209,7 +227,9 @@ impl Session {
         frames.push(sequence(&mut state, ready));
         for (guild, roles, create) in guilds {
             // A leave while loading removed the subscription; its GUILD_CREATE is moot then.
-            let Some(held) = state.guilds.get_mut(&guild) else { continue };
+            let Some(held) = state.guilds.get_mut(&guild) else {
+                continue;
+            };
             *held = roles;
             frames.push(sequence(&mut state, create));
         }
@@ -218,7 +238,9 @@ impl Session {
                 Pending::Event(event) => event,
                 Pending::Dispatch { dispatch, subject } => {
                     let recipient = self.recipient(&state.guilds);
-                    let Some(variant) = filter::select(&recipient, &dispatch, subject) else { continue };
+                    let Some(variant) = filter::select(&recipient, &dispatch, subject) else {
+                        continue;
+                    };
                     EncodeCache::new(&dispatch).get(variant)
                 }
             };
@@ -232,14 +254,21 @@ impl Session {
     /// Moves the session onto a new connection: checks `after` against the replay buffer,
     /// closes any previous connection, sequences RESUMED and returns every frame after
     /// `after` followed by RESUMED. `None` when the session cannot be resumed from `after`.
-    pub(crate) fn resume(&self, after: u64, resumed: Arc<EncodedEvent>, link: Link) -> Option<Vec<OutFrame>> {
+    pub(crate) fn resume(
+        &self,
+        after: u64,
+        resumed: Arc<EncodedEvent>,
+        link: Link,
+    ) -> Option<Vec<OutFrame>> {
         let mut state = self.lock();
         if state.closed.is_some() || state.loading.is_some() {
             return None;
         }
         let mut frames = state.replay.after(after, state.seq)?;
         if let Some(previous) = state.link.take() {
-            let _ = previous.control.send(Control::Close(Error::SessionTakenOver));
+            let _ = previous
+                .control
+                .send(Control::Close(Error::SessionTakenOver));
         }
         frames.push(sequence(&mut state, resumed));
         state.link = Some(link);
@@ -281,7 +310,9 @@ impl Session {
         let mut state = self.lock();
         let expired = state.closed.is_none()
             && state.link.is_none()
-            && state.detached_at.is_some_and(|at| now.saturating_duration_since(at) >= window);
+            && state
+                .detached_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= window);
         expired.then(|| close_locked(&mut state, None))
     }
 }
@@ -295,7 +326,10 @@ fn close_locked(state: &mut State, code: Option<u16>) -> Vec<GuildId> {
 /// Gives `event` the next sequence number and records it for replay.
 fn sequence(state: &mut State, event: Arc<EncodedEvent>) -> OutFrame {
     state.seq += 1;
-    let frame = OutFrame { seq: state.seq, event };
+    let frame = OutFrame {
+        seq: state.seq,
+        event,
+    };
     state.replay.push(frame.clone());
     frame
 }
@@ -327,18 +361,46 @@ mod tests {
     use concord_core::gateway::EventKind;
     use concord_core::id::Id;
 
-    fn link(id: u64, capacity: usize) -> (Link, mpsc::Receiver<OutFrame>, mpsc::UnboundedReceiver<Control>) {
+    fn link(
+        id: u64,
+        capacity: usize,
+    ) -> (
+        Link,
+        mpsc::Receiver<OutFrame>,
+        mpsc::UnboundedReceiver<Control>,
+    ) {
         let (frames, frames_rx) = mpsc::channel(capacity);
         let (control, control_rx) = mpsc::unbounded_channel();
-        (Link { id, frames, control }, frames_rx, control_rx)
+        (
+            Link {
+                id,
+                frames,
+                control,
+            },
+            frames_rx,
+            control_rx,
+        )
     }
 
     fn event() -> Arc<EncodedEvent> {
         EncodedEvent::new(EventKind::MessageCreate, b"{}")
     }
 
-    fn live_session(capacity: usize) -> (Session, mpsc::Receiver<OutFrame>, mpsc::UnboundedReceiver<Control>) {
-        let session = Session::new(SessionId::generate(0), Id::new(5), Intents::all(), None, 50, capacity);
+    fn live_session(
+        capacity: usize,
+    ) -> (
+        Session,
+        mpsc::Receiver<OutFrame>,
+        mpsc::UnboundedReceiver<Control>,
+    ) {
+        let session = Session::new(
+            SessionId::generate(0),
+            Id::new(5),
+            Intents::all(),
+            None,
+            50,
+            capacity,
+        );
         let (link, rx, control) = link(1, 64);
         let ready = EncodedEvent::new(EventKind::Ready, b"{}");
         let first = session.go_live(ready, Vec::new(), link).unwrap();
@@ -350,17 +412,33 @@ mod tests {
     #[test]
     fn events_during_loading_follow_ready_and_guild_creates() {
         let guild = Id::new(9);
-        let session = Session::new(SessionId::generate(0), Id::new(5), Intents::all(), None, 50, 16);
+        let session = Session::new(
+            SessionId::generate(0),
+            Id::new(5),
+            Intents::all(),
+            None,
+            50,
+            16,
+        );
         assert!(session.add_guild(guild, Vec::new()));
         assert_eq!(session.push_event(event()), Offer::Deferred);
         let (link, _rx, _control) = link(1, 8);
         let create = EncodedEvent::new(EventKind::GuildCreate, b"{}");
-        let frames =
-            session.go_live(EncodedEvent::new(EventKind::Ready, b"{}"), vec![(guild, Vec::new(), create)], link).unwrap();
+        let frames = session
+            .go_live(
+                EncodedEvent::new(EventKind::Ready, b"{}"),
+                vec![(guild, Vec::new(), create)],
+                link,
+            )
+            .unwrap();
         let kinds: Vec<_> = frames.iter().map(|f| (f.seq, f.event.kind())).collect();
         assert_eq!(
             kinds,
-            vec![(1, EventKind::Ready), (2, EventKind::GuildCreate), (3, EventKind::MessageCreate)]
+            vec![
+                (1, EventKind::Ready),
+                (2, EventKind::GuildCreate),
+                (3, EventKind::MessageCreate)
+            ]
         );
     }
 
@@ -372,14 +450,21 @@ mod tests {
         }
         assert_eq!(rx.try_recv().unwrap().seq, 2);
         let (new_link, _new_rx, _new_control) = link(2, 8);
-        let frames = session.resume(2, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link).unwrap();
+        let frames = session
+            .resume(2, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link)
+            .unwrap();
         let seqs: Vec<_> = frames.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, vec![3, 4, 5]);
         assert_eq!(frames[2].event.kind(), EventKind::Resumed);
-        assert!(matches!(old_control.try_recv(), Ok(Control::Close(Error::SessionTakenOver))));
+        assert!(matches!(
+            old_control.try_recv(),
+            Ok(Control::Close(Error::SessionTakenOver))
+        ));
         // The old connection's end must not detach the new one.
         session.detach(1, Instant::now());
-        assert!(session.close_if_expired(Instant::now() + Duration::from_secs(3600), Duration::ZERO).is_none());
+        assert!(session
+            .close_if_expired(Instant::now() + Duration::from_secs(3600), Duration::ZERO)
+            .is_none());
     }
 
     #[test]
@@ -389,16 +474,33 @@ mod tests {
             session.push_event(event());
         }
         let (new_link, _a, _b) = link(2, 8);
-        assert!(session.resume(1, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link).is_none());
+        assert!(session
+            .resume(1, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link)
+            .is_none());
         let (new_link, _a, _b) = link(3, 8);
-        assert!(session.resume(99, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link).is_none());
+        assert!(session
+            .resume(99, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link)
+            .is_none());
     }
 
     #[test]
     fn a_full_queue_detaches_with_a_reconnectable_close() {
-        let session = Session::new(SessionId::generate(0), Id::new(5), Intents::all(), None, 50, 64);
+        let session = Session::new(
+            SessionId::generate(0),
+            Id::new(5),
+            Intents::all(),
+            None,
+            50,
+            64,
+        );
         let (small, _rx, mut control) = link(1, 2);
-        session.go_live(EncodedEvent::new(EventKind::Ready, b"{}"), Vec::new(), small).unwrap();
+        session
+            .go_live(
+                EncodedEvent::new(EventKind::Ready, b"{}"),
+                Vec::new(),
+                small,
+            )
+            .unwrap();
         for _ in 0..3 {
             session.push_event(event());
         }
@@ -407,13 +509,26 @@ mod tests {
             other => panic!("expected a close, got {other:?}"),
         }
         let now = Instant::now();
-        assert!(session.close_if_expired(now, Duration::from_secs(60)).is_none());
+        assert!(session
+            .close_if_expired(now, Duration::from_secs(60))
+            .is_none());
         // Everything is still there for the resume.
         let (again, _a, _b) = link(2, 8);
-        let frames = session.resume(1, EncodedEvent::new(EventKind::Resumed, b"{}"), again).unwrap();
-        assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+        let frames = session
+            .resume(1, EncodedEvent::new(EventKind::Resumed, b"{}"), again)
+            .unwrap();
+        assert_eq!(
+            frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5]
+        );
         session.detach(2, now);
-        assert!(session.close_if_expired(now + Duration::from_secs(61), Duration::from_secs(60)).is_some());
-        assert_eq!(session.push_event(event()), Offer::Skipped, "closed sessions take nothing");
+        assert!(session
+            .close_if_expired(now + Duration::from_secs(61), Duration::from_secs(60))
+            .is_some());
+        assert_eq!(
+            session.push_event(event()),
+            Offer::Skipped,
+            "closed sessions take nothing"
+        );
     }
 }

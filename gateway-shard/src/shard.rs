@@ -20,9 +20,11 @@ use crate::guild_create;
 use crate::metrics;
 use crate::session::{Control, EncodeCache, Offer, Session, SessionId};
 use crate::table::SessionTable;
+use crate::task::AbortOnDrop;
 
 /// Shortest and longest pause between reaper passes.
-const REAP_PERIOD_BOUNDS: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(5));
+const REAP_PERIOD_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(50), Duration::from_secs(5));
 
 /// One gateway shard: owns the sessions of its slice of users.
 pub struct Shard {
@@ -40,7 +42,10 @@ pub struct Shard {
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard").field("id", &self.id).field("sessions", &self.table.len()).finish_non_exhaustive()
+        f.debug_struct("Shard")
+            .field("id", &self.id)
+            .field("sessions", &self.table.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,7 +101,8 @@ impl Shard {
     /// sessions whose resume window has passed.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         let mut subscription = self.bus.subscribe(self.id).await;
-        let reaper = tokio::spawn(self.clone().reap_forever());
+        // The reaper ends with this loop, however the loop's future ends.
+        let _reaper = AbortOnDrop(tokio::spawn(self.clone().reap_forever()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -110,7 +116,6 @@ impl Shard {
                 },
             }
         }
-        reaper.abort();
     }
 
     async fn reap_forever(self: Arc<Self>) {
@@ -154,7 +159,9 @@ impl Shard {
                     let (guilds, link) = session.close(Some(code.0));
                     self.forget(session.id, guilds).await;
                     if let Some(link) = link {
-                        let _ = link.control.send(Control::Close(Error::ClosedByServer(code.0)));
+                        let _ = link
+                            .control
+                            .send(Control::Close(Error::ClosedByServer(code.0)));
                     }
                 }
             }
@@ -189,8 +196,12 @@ impl Shard {
     }
 
     async fn guild_joined(&self, guild: GuildId, user: UserId) -> Result<()> {
-        let sessions: Vec<_> =
-            self.table.user_sessions(user).into_iter().filter(|s| s.wants_guild(guild)).collect();
+        let sessions: Vec<_> = self
+            .table
+            .user_sessions(user)
+            .into_iter()
+            .filter(|s| s.wants_guild(guild))
+            .collect();
         if sessions.is_empty() {
             return Ok(());
         }
@@ -207,20 +218,30 @@ impl Shard {
         let mut built: Vec<(ViewKey, Option<JoinedView>)> = Vec::new();
         let mut sequenced = 0;
         for session in &sessions {
-            let key = (session.intents.contains(Intents::GUILD_PRESENCES), session.large_threshold);
+            let key = (
+                session.intents.contains(Intents::GUILD_PRESENCES),
+                session.large_threshold,
+            );
             let view = match built.iter().find(|(k, _)| *k == key) {
                 Some((_, view)) => view.clone(),
                 None => {
                     let view = guild_create::load(&*self.store, guild, user, key.0, key.1)
                         .await?
-                        .map(|v| (EncodedEvent::encode(EventKind::GuildCreate, &v.create), v.roles));
+                        .map(|v| {
+                            (
+                                EncodedEvent::encode(EventKind::GuildCreate, &v.create),
+                                v.roles,
+                            )
+                        });
                     built.push((key, view.clone()));
                     view
                 }
             };
             let Some((event, roles)) = view else { continue };
             session.set_roles(guild, &roles);
-            if session.intents.contains(Intents::GUILDS) && session.push_event(event) == Offer::Sequenced {
+            if session.intents.contains(Intents::GUILDS)
+                && session.push_event(event) == Offer::Sequenced
+            {
                 sequenced += 1;
             }
         }
@@ -254,7 +275,8 @@ impl Shard {
 
     /// Drops one guild subscription of a session.
     pub(crate) async fn unsubscribe(&self, session: &Arc<Session>, guild: GuildId) {
-        self.unsubscribe_all(guild, std::slice::from_ref(session)).await;
+        self.unsubscribe_all(guild, std::slice::from_ref(session))
+            .await;
     }
 
     /// Removes a closed session from the table and releases its guild interest.
@@ -284,7 +306,8 @@ impl Shard {
     }
 
     fn record_sessions(&self) {
-        ::metrics::gauge!(metrics::SESSIONS, "shard" => self.label.clone()).set(self.table.len() as f64);
+        ::metrics::gauge!(metrics::SESSIONS, "shard" => self.label.clone())
+            .set(self.table.len() as f64);
     }
 }
 

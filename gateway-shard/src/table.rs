@@ -23,7 +23,10 @@ pub(crate) struct SessionTable {
 impl SessionTable {
     /// Adds a session (without guild subscriptions).
     pub(crate) fn insert(&self, session: Arc<Session>) {
-        self.users.entry(session.user_id).or_default().push(session.clone());
+        self.users
+            .entry(session.user_id)
+            .or_default()
+            .push(session.clone());
         self.sessions.insert(session.id, session);
     }
 
@@ -62,12 +65,18 @@ impl SessionTable {
 
     /// Sessions subscribed to the guild.
     pub(crate) fn guild_sessions(&self, guild: GuildId) -> Vec<Arc<Session>> {
-        self.guilds.get(&guild).map(|s| s.values().cloned().collect()).unwrap_or_default()
+        self.guilds
+            .get(&guild)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Indexes the session under the guild.
     pub(crate) fn subscribe(&self, guild: GuildId, session: &Arc<Session>) {
-        self.guilds.entry(guild).or_default().insert(session.id, session.clone());
+        self.guilds
+            .entry(guild)
+            .or_default()
+            .insert(session.id, session.clone());
     }
 
     /// Drops the session from the guild's index entry.
@@ -98,8 +107,22 @@ mod tests {
         let table = SessionTable::default();
         let user: UserId = Id::new(1);
         let guild: GuildId = Id::new(2);
-        let a = Arc::new(Session::new(SessionId::generate(0), user, Intents::all(), None, 50, 8));
-        let b = Arc::new(Session::new(SessionId::generate(0), user, Intents::all(), None, 50, 8));
+        let a = Arc::new(Session::new(
+            SessionId::generate(0),
+            user,
+            Intents::all(),
+            None,
+            50,
+            8,
+        ));
+        let b = Arc::new(Session::new(
+            SessionId::generate(0),
+            user,
+            Intents::all(),
+            None,
+            50,
+            8,
+        ));
         table.insert(a.clone());
         table.insert(b.clone());
         table.subscribe(guild, &a);

@@ -30,7 +30,10 @@ mod tests {
         // serenity: `?v=10` only.
         let p = connect_params(Some("v=10"));
         assert_eq!((p.encoding, p.compression), (None, Compression::None));
-        assert_eq!(connect_params(Some("compress=zstd-stream&x=1")).compression, Compression::ZstdStream);
+        assert_eq!(
+            connect_params(Some("compress=zstd-stream&x=1")).compression,
+            Compression::ZstdStream
+        );
         assert_eq!(connect_params(None), ConnectParams::default());
     }
 }

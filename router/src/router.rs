@@ -28,7 +28,9 @@ pub struct GatewayRouter {
 
 impl std::fmt::Debug for GatewayRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayRouter").field("live", &self.live).finish_non_exhaustive()
+        f.debug_struct("GatewayRouter")
+            .field("live", &self.live)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,13 +42,22 @@ impl GatewayRouter {
     /// # Panics
     /// When `shards` is empty: a gateway needs at least one shard.
     pub fn new(shards: Vec<Arc<Shard>>) -> Self {
-        let first = shards.first().expect("the gateway router needs at least one shard");
+        let first = shards
+            .first()
+            .expect("the gateway router needs at least one shard");
         let config = first.config().clone();
         let tokens = first.token_key().clone();
         let mut live: Vec<ShardId> = shards.iter().map(|s| s.id()).collect();
         live.sort_unstable();
         live.dedup();
-        Self { shards, live, config, tokens, shutdown: watch::Sender::new(false), connections: ConnectionTracker::new() }
+        Self {
+            shards,
+            live,
+            config,
+            tokens,
+            shutdown: watch::Sender::new(false),
+            connections: ConnectionTracker::new(),
+        }
     }
 
     /// The shards.
@@ -70,8 +81,14 @@ impl GatewayRouter {
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
         let limit = self.config.reconnect_grace + DRAIN_MARGIN;
-        if tokio::time::timeout(limit, self.connections.idle()).await.is_err() {
-            tracing::warn!(open = self.connections.count(), "gateway connections still open after the drain limit");
+        if tokio::time::timeout(limit, self.connections.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.connections.count(),
+                "gateway connections still open after the drain limit"
+            );
         }
     }
 
@@ -93,13 +110,18 @@ impl GatewayRouter {
 
 impl SessionRouter for GatewayRouter {
     fn route_identify(&self, user: UserId) -> Option<Arc<Shard>> {
-        shard_math::owner_shard(user, &self.live).and_then(|id| self.shard(id)).cloned()
+        shard_math::owner_shard(user, &self.live)
+            .and_then(|id| self.shard(id))
+            .cloned()
     }
 
     fn route_resume(&self, session: SessionId) -> Option<Arc<Shard>> {
         // The id names the shard that created the session; a session moved since is found by
         // asking the others.
-        if let Some(shard) = self.shard(session.shard()).filter(|s| s.has_session(session)) {
+        if let Some(shard) = self
+            .shard(session.shard())
+            .filter(|s| s.has_session(session))
+        {
             return Some(shard.clone());
         }
         self.shards.iter().find(|s| s.has_session(session)).cloned()

@@ -16,13 +16,17 @@ pub(crate) struct ConnectionGuard {
 
 impl ConnectionTracker {
     pub(crate) fn new() -> Self {
-        Self { count: watch::Sender::new(0) }
+        Self {
+            count: watch::Sender::new(0),
+        }
     }
 
     /// Registers a connection until the guard drops.
     pub(crate) fn enter(&self) -> ConnectionGuard {
         self.count.send_modify(|count| *count += 1);
-        ConnectionGuard { count: self.count.clone() }
+        ConnectionGuard {
+            count: self.count.clone(),
+        }
     }
 
     /// Open connections.
@@ -40,7 +44,8 @@ impl ConnectionTracker {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.count.send_modify(|count| *count = count.saturating_sub(1));
+        self.count
+            .send_modify(|count| *count = count.saturating_sub(1));
     }
 }
 
@@ -55,7 +60,11 @@ mod tests {
         let b = tracker.enter();
         assert_eq!(tracker.count(), 2);
         drop(a);
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), tracker.idle()).await.is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), tracker.idle())
+                .await
+                .is_err()
+        );
         drop(b);
         tracker.idle().await;
     }

@@ -43,7 +43,10 @@ pub struct Gateway {
 
 /// Settings tests start from: fast heartbeats are not needed, so keep the default interval.
 pub fn config() -> ShardConfig {
-    ShardConfig { resume_gateway_url: RESUME_URL.to_owned(), ..ShardConfig::default() }
+    ShardConfig {
+        resume_gateway_url: RESUME_URL.to_owned(),
+        ..ShardConfig::default()
+    }
 }
 
 impl Gateway {
@@ -70,12 +73,22 @@ impl Gateway {
         let router = Arc::new(GatewayRouter::new(shards));
         let app = {
             let router = router.clone();
-            axum::Router::new().fallback(move |req: axum::extract::Request| serve_upgrade(router.clone(), req))
+            axum::Router::new()
+                .fallback(move |req: axum::extract::Request| serve_upgrade(router.clone(), req))
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, store, bus, tokens, router, ids: SnowflakeGenerator::new(1, 1) }
+        Self {
+            addr,
+            store,
+            bus,
+            tokens,
+            router,
+            ids: SnowflakeGenerator::new(1, 1),
+        }
     }
 
     /// A human user with a live token.
@@ -122,12 +135,19 @@ impl Gateway {
     /// Mints and records a token for `user`.
     pub async fn token(&self, user: UserId) -> String {
         let token_id = self.ids.next::<concord_core::id::GenericMarker>().get();
-        self.store.insert_token(token_id, user, Timestamp::now()).await.expect("insert token");
+        self.store
+            .insert_token(token_id, user, Timestamp::now())
+            .await
+            .expect("insert token");
         self.tokens.mint(user, token_id)
     }
 
     /// A guild owned by `owner` with one text channel whose overwrites are `overwrites`.
-    pub async fn guild(&self, owner: UserId, overwrites: Vec<PermissionOverwrite>) -> (GuildId, ChannelId) {
+    pub async fn guild(
+        &self,
+        owner: UserId,
+        overwrites: Vec<PermissionOverwrite>,
+    ) -> (GuildId, ChannelId) {
         let id: GuildId = self.ids.next();
         let channel: ChannelId = self.ids.next();
         self.store
@@ -175,13 +195,20 @@ impl Gateway {
             rate_limit_per_user: 0,
             topic: None,
         };
-        self.store.insert_channel(&channel).await.expect("insert channel");
+        self.store
+            .insert_channel(&channel)
+            .await
+            .expect("insert channel");
         id
     }
 
     /// Adds `user` to `guild`.
     pub async fn join(&self, guild: GuildId, user: UserId) {
-        assert!(self.store.add_member(guild, user, Timestamp::now()).await.expect("add member"));
+        assert!(self
+            .store
+            .add_member(guild, user, Timestamp::now())
+            .await
+            .expect("add member"));
     }
 
     /// Publishes a guild event to every interested shard, as the API does.
@@ -189,13 +216,19 @@ impl Gateway {
         let guild = dispatch.guild_id.expect("guild event");
         let message = BusMessage::Dispatch(Arc::new(dispatch));
         for shard in self.bus.guild_shards(guild).await {
-            self.bus.publish(shard, message.clone()).await.expect("publish");
+            self.bus
+                .publish(shard, message.clone())
+                .await
+                .expect("publish");
         }
     }
 
     /// Sends a control message to the shard owning `user`.
     pub async fn to_user_shard(&self, user: UserId, message: BusMessage) {
-        self.bus.publish(self.bus.user_shard(user), message).await.expect("publish");
+        self.bus
+            .publish(self.bus.user_shard(user), message)
+            .await
+            .expect("publish");
     }
 
     /// Connects with the given query string (without `?`).
@@ -213,12 +246,21 @@ impl Gateway {
 }
 
 /// A MESSAGE_CREATE-shaped dispatch in `channel` with content stripping and optional access.
-pub fn message(guild: GuildId, channel: ChannelId, content: &str, access: Option<ChannelAccess>) -> Dispatch {
+pub fn message(
+    guild: GuildId,
+    channel: ChannelId,
+    content: &str,
+    access: Option<ChannelAccess>,
+) -> Dispatch {
     Dispatch {
         access,
         content_exempt: Vec::new(),
-        data: Bytes::from(json!({"channel_id": channel, "guild_id": guild, "content": content}).to_string()),
-        data_without_content: Some(Bytes::from(json!({"channel_id": channel, "guild_id": guild, "content": ""}).to_string())),
+        data: Bytes::from(
+            json!({"channel_id": channel, "guild_id": guild, "content": content}).to_string(),
+        ),
+        data_without_content: Some(Bytes::from(
+            json!({"channel_id": channel, "guild_id": guild, "content": ""}).to_string(),
+        )),
         guild_id: Some(guild),
         kind: EventKind::MessageCreate,
         user_id: None,
@@ -264,21 +306,32 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
         let inflate = if url.contains("compress=zlib-stream") {
             Some(Inflate::Zlib(Decompress::new(true)))
         } else if url.contains("compress=zstd-stream") {
-            Some(Inflate::Zstd(zstd::stream::raw::Decoder::new().expect("zstd decoder")))
+            Some(Inflate::Zstd(
+                zstd::stream::raw::Decoder::new().expect("zstd decoder"),
+            ))
         } else {
             None
         };
-        Self { ws, inflate, binary_messages: 0, text_messages: 0 }
+        Self {
+            ws,
+            inflate,
+            binary_messages: 0,
+            text_messages: 0,
+        }
     }
 
     /// The next payload or close, within [`WAIT`].
     pub async fn next(&mut self) -> Received {
         loop {
-            let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("timed out waiting for the server");
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for the server");
             let message = match message {
                 None => return Received::Closed(None),
                 Some(Err(_)) => return Received::Closed(None),
@@ -287,12 +340,16 @@ impl Client {
             match message {
                 Message::Text(text) => {
                     self.text_messages += 1;
-                    return Received::Payload(serde_json::from_str(text.as_str()).expect("text frame is JSON"));
+                    return Received::Payload(
+                        serde_json::from_str(text.as_str()).expect("text frame is JSON"),
+                    );
                 }
                 Message::Binary(bytes) => {
                     self.binary_messages += 1;
                     let json = self.decompress(&bytes);
-                    return Received::Payload(serde_json::from_slice(&json).expect("binary frame is JSON"));
+                    return Received::Payload(
+                        serde_json::from_slice(&json).expect("binary frame is JSON"),
+                    );
                 }
                 Message::Close(frame) => return Received::Closed(frame.map(|f| u16::from(f.code))),
                 _ => {}
@@ -301,14 +358,23 @@ impl Client {
     }
 
     fn decompress(&mut self, bytes: &[u8]) -> Vec<u8> {
-        match self.inflate.as_mut().expect("BINARY frame on an uncompressed connection") {
+        match self
+            .inflate
+            .as_mut()
+            .expect("BINARY frame on an uncompressed connection")
+        {
             Inflate::Zlib(inflate) => {
-                assert!(bytes.ends_with(&[0, 0, 0xFF, 0xFF]), "zlib-stream messages end with a sync flush");
+                assert!(
+                    bytes.ends_with(&[0, 0, 0xFF, 0xFF]),
+                    "zlib-stream messages end with a sync flush"
+                );
                 let mut out = Vec::with_capacity(bytes.len() * 4 + 1024);
                 let mut fed = 0;
                 loop {
                     let before = inflate.total_in();
-                    inflate.decompress_vec(&bytes[fed..], &mut out, FlushDecompress::Sync).expect("inflate");
+                    inflate
+                        .decompress_vec(&bytes[fed..], &mut out, FlushDecompress::Sync)
+                        .expect("inflate");
                     fed += (inflate.total_in() - before) as usize;
                     if fed == bytes.len() && out.len() < out.capacity() {
                         return out;
@@ -338,7 +404,9 @@ impl Client {
     pub async fn payload(&mut self) -> Value {
         match self.next().await {
             Received::Payload(value) => value,
-            Received::Closed(code) => panic!("connection closed with {code:?} while a payload was expected"),
+            Received::Closed(code) => {
+                panic!("connection closed with {code:?} while a payload was expected")
+            }
         }
     }
 
@@ -370,7 +438,10 @@ impl Client {
     }
 
     pub async fn send(&mut self, value: Value) {
-        self.ws.send(Message::Text(value.to_string().into())).await.expect("send");
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -382,8 +453,14 @@ impl Client {
         let (head, tail) = text.split_at(text.len() / 2);
         let first = Frame::message(head.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
         let last = Frame::message(tail.as_bytes().to_vec(), OpCode::Data(Data::Continue), true);
-        self.ws.send(Message::Frame(first)).await.expect("send fragment");
-        self.ws.send(Message::Frame(last)).await.expect("send fragment");
+        self.ws
+            .send(Message::Frame(first))
+            .await
+            .expect("send fragment");
+        self.ws
+            .send(Message::Frame(last))
+            .await
+            .expect("send fragment");
     }
 
     /// Sends Identify and returns READY.
@@ -397,10 +474,16 @@ impl Client {
     /// Closes with a close frame carrying `code`.
     pub async fn close(mut self, code: u16) {
         use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-        let frame = CloseFrame { code: code.into(), reason: "".into() };
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "".into(),
+        };
         let _ = self.ws.close(Some(frame)).await;
         // Drain until the server's answer so the close is complete.
-        let _ = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+        let _ = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
     }
 
     /// Drops the TCP connection without a close frame.

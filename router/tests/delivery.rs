@@ -2,7 +2,7 @@
 //! leaves, forced closes and member chunks.
 
 use bytes::Bytes;
-use concord_core::bus::{BusMessage, ChannelAccess, CloseCodeWire, Dispatch};
+use concord_core::bus::{BusMessage, ChannelAccess, CloseCodeWire, Dispatch, EventBus};
 use concord_core::gateway::{CloseCode, EventKind, Intents};
 use concord_core::id::{GenericId, GuildId, RoleId, UserId};
 use concord_core::model::application::FLAGS_ALL_PRIVILEGED;
@@ -17,10 +17,13 @@ async fn dispatches_arrive_in_order_with_increasing_sequence() {
     let gw = Gateway::start(config()).await;
     let (owner, token) = gw.user("owner").await;
     let (guild, channel) = gw.guild(owner, Vec::new()).await;
-    let (mut client, _) = gw.identified(&token, Intents::GUILDS | Intents::GUILD_MESSAGES).await;
+    let (mut client, _) = gw
+        .identified(&token, Intents::GUILDS | Intents::GUILD_MESSAGES)
+        .await;
     assert_eq!(client.dispatch().await["t"], "GUILD_CREATE");
     for i in 0..5 {
-        gw.publish(message(guild, channel, &format!("hello {i}"), None)).await;
+        gw.publish(message(guild, channel, &format!("hello {i}"), None))
+            .await;
     }
     for i in 0..5u64 {
         let event = client.dispatch().await;
@@ -37,33 +40,65 @@ async fn intents_decide_who_gets_an_event() {
     let (member, member_token) = gw.user("member").await;
     let (guild, channel) = gw.guild(owner, Vec::new()).await;
     gw.join(guild, member).await;
-    let (mut with, _) = gw.identified(&owner_token, Intents::GUILDS | Intents::GUILD_MESSAGES).await;
+    let (mut with, _) = gw
+        .identified(&owner_token, Intents::GUILDS | Intents::GUILD_MESSAGES)
+        .await;
     let (mut without, _) = gw.identified(&member_token, Intents::GUILDS).await;
     with.dispatch().await;
     without.dispatch().await;
 
-    gw.publish(message(guild, channel, "for GUILD_MESSAGES only", None)).await;
+    gw.publish(message(guild, channel, "for GUILD_MESSAGES only", None))
+        .await;
     gw.publish(marker(guild, "after")).await;
     assert_eq!(with.dispatch().await["t"], "MESSAGE_CREATE");
     assert_eq!(with.dispatch().await["d"]["name"], "after");
     let next = without.dispatch().await;
-    assert_eq!((next["t"].as_str(), next["d"]["name"].as_str()), (Some("GUILD_UPDATE"), Some("after")));
-    assert_eq!(next["s"], 3, "no sequence number was spent on the filtered event");
+    assert_eq!(
+        (next["t"].as_str(), next["d"]["name"].as_str()),
+        (Some("GUILD_UPDATE"), Some("after"))
+    );
+    assert_eq!(
+        next["s"], 3,
+        "no sequence number was spent on the filtered event"
+    );
 }
 
-fn private_channel(guild: GuildId, owner: UserId, allowed_role: RoleId, allowed_member: UserId) -> (Vec<PermissionOverwrite>, ChannelAccess) {
+fn private_channel(
+    guild: GuildId,
+    owner: UserId,
+    allowed_role: RoleId,
+    allowed_member: UserId,
+) -> (Vec<PermissionOverwrite>, ChannelAccess) {
     let everyone: GenericId = guild.cast();
     let overwrites = vec![
-        PermissionOverwrite { allow: Permissions::empty(), deny: Permissions::VIEW_CHANNEL, id: everyone, kind: OverwriteType::Role },
-        PermissionOverwrite { allow: Permissions::VIEW_CHANNEL, deny: Permissions::empty(), id: allowed_role.cast(), kind: OverwriteType::Role },
-        PermissionOverwrite { allow: Permissions::VIEW_CHANNEL, deny: Permissions::empty(), id: allowed_member.cast(), kind: OverwriteType::Member },
+        PermissionOverwrite {
+            allow: Permissions::empty(),
+            deny: Permissions::VIEW_CHANNEL,
+            id: everyone,
+            kind: OverwriteType::Role,
+        },
+        PermissionOverwrite {
+            allow: Permissions::VIEW_CHANNEL,
+            deny: Permissions::empty(),
+            id: allowed_role.cast(),
+            kind: OverwriteType::Role,
+        },
+        PermissionOverwrite {
+            allow: Permissions::VIEW_CHANNEL,
+            deny: Permissions::empty(),
+            id: allowed_member.cast(),
+            kind: OverwriteType::Member,
+        },
     ];
     let access = ChannelAccess {
         kind: ChannelType::GuildText,
         owner_id: owner,
         overwrites: overwrites.clone(),
         required: Permissions::VIEW_CHANNEL,
-        roles: vec![(guild.cast(), Permissions::DEFAULT_EVERYONE), (allowed_role, Permissions::empty())],
+        roles: vec![
+            (guild.cast(), Permissions::DEFAULT_EVERYONE),
+            (allowed_role, Permissions::empty()),
+        ],
     };
     (overwrites, access)
 }
@@ -88,11 +123,24 @@ async fn sessions_never_see_channels_they_cannot_view() {
         client.dispatch().await;
     }
 
-    gw.publish(message(guild, channel, "secret", Some(access.clone()))).await;
+    gw.publish(message(guild, channel, "secret", Some(access.clone())))
+        .await;
     gw.publish(marker(guild, "after secret")).await;
-    assert_eq!(owner_client.dispatch().await["d"]["content"], "secret", "owners see everything");
-    assert_eq!(insider_client.dispatch().await["d"]["content"], "secret", "member overwrite allows");
-    assert_eq!(outsider_client.dispatch().await["d"]["name"], "after secret", "denied: nothing before the marker");
+    assert_eq!(
+        owner_client.dispatch().await["d"]["content"],
+        "secret",
+        "owners see everything"
+    );
+    assert_eq!(
+        insider_client.dispatch().await["d"]["content"],
+        "secret",
+        "member overwrite allows"
+    );
+    assert_eq!(
+        outsider_client.dispatch().await["d"]["name"],
+        "after secret",
+        "denied: nothing before the marker"
+    );
     owner_client.dispatch().await;
     insider_client.dispatch().await;
 
@@ -100,16 +148,27 @@ async fn sessions_never_see_channels_they_cannot_view() {
     let update = Dispatch {
         access: None,
         content_exempt: Vec::new(),
-        data: Bytes::from(json!({"guild_id": guild, "roles": [role], "user": {"id": outsider, "username": "x"}}).to_string()),
+        data: Bytes::from(
+            json!({"guild_id": guild, "roles": [role], "user": {"id": outsider, "username": "x"}})
+                .to_string(),
+        ),
         data_without_content: None,
         guild_id: Some(guild),
         kind: EventKind::GuildMemberUpdate,
         user_id: None,
     };
     gw.publish(update).await;
-    assert_eq!(outsider_client.dispatch().await["t"], "GUILD_MEMBER_UPDATE", "own member updates need no GUILD_MEMBERS");
-    gw.publish(message(guild, channel, "now visible", Some(access))).await;
-    assert_eq!(outsider_client.dispatch().await["d"]["content"], "now visible");
+    assert_eq!(
+        outsider_client.dispatch().await["t"],
+        "GUILD_MEMBER_UPDATE",
+        "own member updates need no GUILD_MEMBERS"
+    );
+    gw.publish(message(guild, channel, "now visible", Some(access)))
+        .await;
+    assert_eq!(
+        outsider_client.dispatch().await["d"]["content"],
+        "now visible"
+    );
 }
 
 #[tokio::test]
@@ -119,8 +178,15 @@ async fn content_is_stripped_without_the_intent_unless_exempt() {
     let (bot, bot_token) = gw.bot("reader", FLAGS_ALL_PRIVILEGED).await;
     let (guild, channel) = gw.guild(owner, Vec::new()).await;
     gw.join(guild, bot).await;
-    let (mut with, _) = gw.identified(&owner_token, Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT).await;
-    let (mut without, _) = gw.identified(&bot_token, Intents::GUILDS | Intents::GUILD_MESSAGES).await;
+    let (mut with, _) = gw
+        .identified(
+            &owner_token,
+            Intents::GUILDS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT,
+        )
+        .await;
+    let (mut without, _) = gw
+        .identified(&bot_token, Intents::GUILDS | Intents::GUILD_MESSAGES)
+        .await;
     with.dispatch().await;
     without.dispatch().await;
 
@@ -132,7 +198,11 @@ async fn content_is_stripped_without_the_intent_unless_exempt() {
     mentioned.content_exempt = vec![bot];
     gw.publish(mentioned).await;
     assert_eq!(with.dispatch().await["d"]["content"], "hey bot");
-    assert_eq!(without.dispatch().await["d"]["content"], "hey bot", "mentioned users see content");
+    assert_eq!(
+        without.dispatch().await["d"]["content"],
+        "hey bot",
+        "mentioned users see content"
+    );
 }
 
 #[tokio::test]
@@ -141,30 +211,65 @@ async fn joining_a_guild_sends_guild_create_then_its_events_and_leaving_stops_th
     let (owner, _) = gw.user("owner").await;
     let (user, token) = gw.user("joiner").await;
     let (guild, channel) = gw.guild(owner, Vec::new()).await;
-    let (mut client, ready) = gw.identified(&token, Intents::GUILDS | Intents::GUILD_MESSAGES).await;
+    let (mut client, ready) = gw
+        .identified(&token, Intents::GUILDS | Intents::GUILD_MESSAGES)
+        .await;
     assert_eq!(ready["d"]["guilds"], json!([]));
 
     gw.join(guild, user).await;
-    gw.to_user_shard(user, BusMessage::GuildJoined { guild_id: guild, user_id: user }).await;
+    gw.to_user_shard(
+        user,
+        BusMessage::GuildJoined {
+            guild_id: guild,
+            user_id: user,
+        },
+    )
+    .await;
     let create = client.dispatch().await;
-    assert_eq!((create["t"].as_str(), create["s"].as_u64()), (Some("GUILD_CREATE"), Some(2)));
+    assert_eq!(
+        (create["t"].as_str(), create["s"].as_u64()),
+        (Some("GUILD_CREATE"), Some(2))
+    );
     assert_eq!(create["d"]["id"], guild.to_string());
     assert_eq!(create["d"]["unavailable"], false);
-    assert!(create["d"]["members"].as_array().unwrap().iter().any(|m| m["user"]["id"] == user.to_string()));
+    assert!(create["d"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["user"]["id"] == user.to_string()));
     // Publishing finds this shard through the interest the join registered.
     gw.publish(message(guild, channel, "welcome", None)).await;
     let event = client.dispatch().await;
-    assert_eq!((event["t"].as_str(), event["s"].as_u64()), (Some("MESSAGE_CREATE"), Some(3)));
+    assert_eq!(
+        (event["t"].as_str(), event["s"].as_u64()),
+        (Some("MESSAGE_CREATE"), Some(3))
+    );
 
-    gw.to_user_shard(user, BusMessage::GuildLeft { guild_id: guild, user_id: user }).await;
+    gw.to_user_shard(
+        user,
+        BusMessage::GuildLeft {
+            guild_id: guild,
+            user_id: user,
+        },
+    )
+    .await;
     // Even a publish that reaches the shard (stale interest) no longer reaches the session.
-    let stale = BusMessage::Dispatch(std::sync::Arc::new(message(guild, channel, "too late", None)));
+    let stale = BusMessage::Dispatch(std::sync::Arc::new(message(
+        guild, channel, "too late", None,
+    )));
     gw.to_user_shard(user, stale).await;
     // A user-targeted event on the user's shard orders after the leave.
-    let goodbye = Dispatch { user_id: Some(user), ..marker(guild, "goodbye") };
-    gw.to_user_shard(user, BusMessage::Dispatch(std::sync::Arc::new(goodbye))).await;
+    let goodbye = Dispatch {
+        user_id: Some(user),
+        ..marker(guild, "goodbye")
+    };
+    gw.to_user_shard(user, BusMessage::Dispatch(std::sync::Arc::new(goodbye)))
+        .await;
     assert_eq!(client.dispatch().await["d"]["name"], "goodbye");
-    assert!(gw.bus.guild_shards(guild).await.is_empty(), "interest released with the last session");
+    assert!(
+        gw.bus.guild_shards(guild).await.is_empty(),
+        "interest released with the last session"
+    );
 }
 
 #[tokio::test]
@@ -175,13 +280,25 @@ async fn closing_a_users_sessions_sends_the_code_and_ends_them() {
     let (mut second, _) = gw.identified(&token, Intents::GUILDS).await;
     let session_id = ready["d"]["session_id"].as_str().unwrap().to_owned();
     let code = CloseCodeWire::from(CloseCode::AuthenticationFailed);
-    gw.to_user_shard(user, BusMessage::CloseUserSessions { code, user_id: user }).await;
+    gw.to_user_shard(
+        user,
+        BusMessage::CloseUserSessions {
+            code,
+            user_id: user,
+        },
+    )
+    .await;
     assert_eq!(first.close_code().await, Some(4004));
     assert_eq!(second.close_code().await, Some(4004));
     let mut again = gw.connect("v=10").await;
     again.hello().await;
-    again.send(crate::common::resume(&token, &session_id, 1)).await;
-    assert_eq!(again.payload().await, json!({"op": 9, "d": false, "s": null, "t": null}));
+    again
+        .send(crate::common::resume(&token, &session_id, 1))
+        .await;
+    assert_eq!(
+        again.payload().await,
+        json!({"op": 9, "d": false, "s": null, "t": null})
+    );
 }
 
 #[tokio::test]
@@ -195,21 +312,33 @@ async fn request_guild_members_answers_with_chunks() {
         gw.join(guild, id).await;
         others.push(id);
     }
-    let (mut client, _) = gw.identified(&token, Intents::GUILDS | Intents::GUILD_MEMBERS).await;
+    let (mut client, _) = gw
+        .identified(&token, Intents::GUILDS | Intents::GUILD_MEMBERS)
+        .await;
     client.dispatch().await;
 
     client.send(json!({"op": 8, "d": {"guild_id": guild.get(), "query": "", "limit": 0, "nonce": "all"}})).await;
     let chunk = client.dispatch().await;
     assert_eq!(chunk["t"], "GUILD_MEMBERS_CHUNK");
     let d = &chunk["d"];
-    assert_eq!((d["chunk_index"].as_u64(), d["chunk_count"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (d["chunk_index"].as_u64(), d["chunk_count"].as_u64()),
+        (Some(0), Some(1))
+    );
     assert_eq!(d["nonce"], "all");
     assert_eq!(d["guild_id"], guild.to_string());
     assert_eq!(d["members"].as_array().unwrap().len(), 4);
 
-    client.send(json!({"op": 8, "d": {"guild_id": guild.to_string(), "query": "BR", "limit": 10}})).await;
+    client
+        .send(json!({"op": 8, "d": {"guild_id": guild.to_string(), "query": "BR", "limit": 10}}))
+        .await;
     let d = client.dispatch().await["d"].clone();
-    let names: Vec<_> = d["members"].as_array().unwrap().iter().map(|m| m["user"]["username"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = d["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user"]["username"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("br")));
     assert!(d.get("nonce").is_none());

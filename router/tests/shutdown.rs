@@ -10,7 +10,11 @@ use crate::common::{config, resume, Gateway, Received};
 
 #[tokio::test]
 async fn shutdown_asks_clients_to_reconnect_then_closes_4000() {
-    let gw = Gateway::start(ShardConfig { reconnect_grace: Duration::from_millis(300), ..config() }).await;
+    let gw = Gateway::start(ShardConfig {
+        reconnect_grace: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
     let (_, token) = gw.user("drained").await;
     let (mut client, ready) = gw.identified(&token, Intents::GUILDS).await;
     let session_id = ready["d"]["session_id"].as_str().unwrap().to_owned();
@@ -20,11 +24,17 @@ async fn shutdown_asks_clients_to_reconnect_then_closes_4000() {
 
     let router = gw.router.clone();
     let draining = tokio::spawn(async move { router.shutdown().await });
-    assert_eq!(client.payload().await, json!({"op": 7, "d": null, "s": null, "t": null}));
+    assert_eq!(
+        client.payload().await,
+        json!({"op": 7, "d": null, "s": null, "t": null})
+    );
     assert_eq!(idle.payload().await["op"], 7);
     assert_eq!(client.close_code().await, Some(4000));
     assert_eq!(idle.close_code().await, Some(4000));
-    tokio::time::timeout(Duration::from_secs(5), draining).await.expect("shutdown finished").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), draining)
+        .await
+        .expect("shutdown finished")
+        .unwrap();
     assert_eq!(gw.router.connection_count(), 0);
 
     // New upgrades are refused while draining.
@@ -32,9 +42,12 @@ async fn shutdown_asks_clients_to_reconnect_then_closes_4000() {
     assert!(refused.is_err());
 
     // The session itself survived and can be resumed through another router over the same shards.
-    let other = std::sync::Arc::new(concord_router::GatewayRouter::new(gw.router.shards().to_vec()));
-    let app = axum::Router::new()
-        .fallback(move |req: axum::extract::Request| concord_router::serve_upgrade(other.clone(), req));
+    let other = std::sync::Arc::new(concord_router::GatewayRouter::new(
+        gw.router.shards().to_vec(),
+    ));
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        concord_router::serve_upgrade(other.clone(), req)
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -42,7 +55,10 @@ async fn shutdown_asks_clients_to_reconnect_then_closes_4000() {
     resumed.hello().await;
     resumed.send(resume(&token, &session_id, 1)).await;
     match resumed.next().await {
-        Received::Payload(p) => assert_eq!((p["t"].as_str(), p["s"].as_u64()), (Some("RESUMED"), Some(2))),
+        Received::Payload(p) => assert_eq!(
+            (p["t"].as_str(), p["s"].as_u64()),
+            (Some("RESUMED"), Some(2))
+        ),
         Received::Closed(code) => panic!("closed with {code:?}"),
     }
 }

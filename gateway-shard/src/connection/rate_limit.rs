@@ -12,7 +12,10 @@ pub(crate) struct CommandBudget {
 
 impl CommandBudget {
     pub(crate) fn new(now: Instant) -> Self {
-        Self { opened: now, used: 0 }
+        Self {
+            opened: now,
+            used: 0,
+        }
     }
 
     /// Counts one payload; false once the window's budget is exceeded.

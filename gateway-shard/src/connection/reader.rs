@@ -61,7 +61,9 @@ where
             }
         };
         let report = match frame.opcode {
-            OpCode::Text | OpCode::Binary if partial.is_some() || oversized => Some(Inbound::Malformed),
+            OpCode::Text | OpCode::Binary if partial.is_some() || oversized => {
+                Some(Inbound::Malformed)
+            }
             OpCode::Text | OpCode::Binary if frame.fin => Some(whole(frame.payload.to_vec())),
             OpCode::Text | OpCode::Binary => {
                 oversized = frame.payload.len() > MAX_CLIENT_PAYLOAD;
@@ -94,7 +96,8 @@ where
                 }
             }
             OpCode::Close => {
-                let code = (frame.payload.len() >= 2).then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
+                let code = (frame.payload.len() >= 2)
+                    .then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
                 let _ = tx.send(Inbound::Close(code)).await;
                 return;
             }

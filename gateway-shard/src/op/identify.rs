@@ -73,17 +73,32 @@ impl Shard {
         if !store.token_is_live(claims.token_id, claims.user_id).await? {
             return Err(Error::AuthenticationFailed);
         }
-        let user = store.current_user(claims.user_id).await?.ok_or(Error::AuthenticationFailed)?;
+        let user = store
+            .current_user(claims.user_id)
+            .await?
+            .ok_or(Error::AuthenticationFailed)?;
         let application = if user.user.bot {
-            let flags = store.application(claims.user_id.cast()).await?.map_or(0, |app| app.flags);
-            ReadyApplication { flags, id: claims.user_id.cast() }
+            let flags = store
+                .application(claims.user_id.cast())
+                .await?
+                .map_or(0, |app| app.flags);
+            ReadyApplication {
+                flags,
+                id: claims.user_id.cast(),
+            }
         } else {
-            ReadyApplication { flags: 0, id: claims.user_id.cast() }
+            ReadyApplication {
+                flags: 0,
+                id: claims.user_id.cast(),
+            }
         };
         check_privileged(identify.intents, user.user.bot, application.flags)?;
 
         let (low, high) = LARGE_THRESHOLD_RANGE;
-        let large_threshold = identify.large_threshold.unwrap_or(self.config().large_threshold).clamp(low, high);
+        let large_threshold = identify
+            .large_threshold
+            .unwrap_or(self.config().large_threshold)
+            .clamp(low, high);
         let guild_ids: Vec<_> = store
             .user_guild_ids(claims.user_id)
             .await?
@@ -104,7 +119,10 @@ impl Shard {
         span.record("user", tracing::field::display(claims.user_id));
         self.register(&session, &guild_ids).await;
 
-        match self.load_and_go_live(&session, &guild_ids, user, application, identify, link).await {
+        match self
+            .load_and_go_live(&session, &guild_ids, user, application, identify, link)
+            .await
+        {
             Ok(frames) => Ok((session, frames)),
             Err(error) => {
                 let (guilds, _) = session.close(None);
@@ -126,8 +144,14 @@ impl Shard {
         let all_members = identify.intents.contains(Intents::GUILD_PRESENCES);
         let mut creates = Vec::with_capacity(guild_ids.len());
         for guild in guild_ids {
-            match guild_create::load(&*self.store, *guild, session.user_id, all_members, session.large_threshold)
-                .await?
+            match guild_create::load(
+                &*self.store,
+                *guild,
+                session.user_id,
+                all_members,
+                session.large_threshold,
+            )
+            .await?
             {
                 Some(view) => {
                     let event = EncodedEvent::encode(EventKind::GuildCreate, &view.create);
@@ -140,7 +164,13 @@ impl Shard {
         let ready = Ready {
             _trace: Vec::new(),
             application,
-            guilds: creates.iter().map(|(id, _, _)| UnavailableGuild { id: *id, unavailable: true }).collect(),
+            guilds: creates
+                .iter()
+                .map(|(id, _, _)| UnavailableGuild {
+                    id: *id,
+                    unavailable: true,
+                })
+                .collect(),
             private_channels: Vec::new(),
             relationships: Vec::new(),
             resume_gateway_url: self.config().resume_gateway_url.clone(),
@@ -152,7 +182,11 @@ impl Shard {
             v: GATEWAY_VERSION,
         };
         let guild_count = creates.len() as u64;
-        let frames = session.go_live(EncodedEvent::encode(EventKind::Ready, &ready), creates, link)?;
+        let frames = session.go_live(
+            EncodedEvent::encode(EventKind::Ready, &ready),
+            creates,
+            link,
+        )?;
         metrics::dispatched(EventKind::Ready, 1);
         metrics::dispatched(EventKind::GuildCreate, guild_count);
         Ok(frames)
@@ -168,17 +202,32 @@ mod tests {
         assert!(check_shard(None).is_ok());
         assert!(check_shard(Some([0, 1])).is_ok());
         assert!(check_shard(Some([3, 4])).is_ok());
-        assert!(matches!(check_shard(Some([1, 1])), Err(Error::InvalidShard)));
-        assert!(matches!(check_shard(Some([0, 0])), Err(Error::InvalidShard)));
+        assert!(matches!(
+            check_shard(Some([1, 1])),
+            Err(Error::InvalidShard)
+        ));
+        assert!(matches!(
+            check_shard(Some([0, 0])),
+            Err(Error::InvalidShard)
+        ));
     }
 
     #[test]
     fn intents() {
         assert!(check_intents(Intents::all()).is_ok());
-        assert!(matches!(check_intents(Intents::from_bits_retain(1 << 17)), Err(Error::InvalidIntents)));
+        assert!(matches!(
+            check_intents(Intents::from_bits_retain(1 << 17)),
+            Err(Error::InvalidIntents)
+        ));
         let members = Intents::GUILDS | Intents::GUILD_MEMBERS;
-        assert!(check_privileged(members, false, 0).is_ok(), "humans may use every intent");
-        assert!(matches!(check_privileged(members, true, 0), Err(Error::DisallowedIntents)));
+        assert!(
+            check_privileged(members, false, 0).is_ok(),
+            "humans may use every intent"
+        );
+        assert!(matches!(
+            check_privileged(members, true, 0),
+            Err(Error::DisallowedIntents)
+        ));
         assert!(check_privileged(members, true, FLAG_GATEWAY_GUILD_MEMBERS).is_ok());
         assert!(matches!(
             check_privileged(Intents::MESSAGE_CONTENT, true, FLAG_GATEWAY_GUILD_MEMBERS),

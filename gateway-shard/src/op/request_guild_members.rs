@@ -27,7 +27,11 @@ impl Shard {
     ///
     /// Requests for a guild the session is not in, or for the whole list without the
     /// GUILD_MEMBERS intent, get one empty chunk so that clients waiting on the nonce finish.
-    pub(crate) async fn request_guild_members(&self, session: &Session, request: RequestGuildMembers) -> Result<()> {
+    pub(crate) async fn request_guild_members(
+        &self,
+        session: &Session,
+        request: RequestGuildMembers,
+    ) -> Result<()> {
         let guild = request.guild_id;
         let nonce = request.nonce.filter(|n| n.len() <= MAX_NONCE_BYTES);
         let store = &*self.store;
@@ -40,7 +44,11 @@ impl Shard {
                 UserIds::Many(ids) => ids,
             };
             for id in ids.into_iter().take(QUERY_LIMIT) {
-                let found = if member_of { store.member(guild, id).await? } else { None };
+                let found = if member_of {
+                    store.member(guild, id).await?
+                } else {
+                    None
+                };
                 match found {
                     Some(member) => members.push(member),
                     None => not_found.push(id.to_string()),
@@ -54,7 +62,11 @@ impl Shard {
                     members = scan(store, guild, usize::MAX, |_| true).await?;
                 }
             } else {
-                let cap = if limit == 0 { QUERY_LIMIT } else { limit.min(QUERY_LIMIT) };
+                let cap = if limit == 0 {
+                    QUERY_LIMIT
+                } else {
+                    limit.min(QUERY_LIMIT)
+                };
                 let prefix = query.to_lowercase();
                 members = scan(store, guild, cap, |m| matches_prefix(m, &prefix)).await?;
             }
@@ -74,9 +86,15 @@ impl Shard {
                 guild_id: guild,
                 members,
                 nonce: nonce.clone(),
-                not_found: if index == 0 { std::mem::take(&mut not_found) } else { Vec::new() },
+                not_found: if index == 0 {
+                    std::mem::take(&mut not_found)
+                } else {
+                    Vec::new()
+                },
             };
-            if session.push_event(EncodedEvent::encode(EventKind::GuildMembersChunk, &chunk)) == Offer::Sequenced {
+            if session.push_event(EncodedEvent::encode(EventKind::GuildMembersChunk, &chunk))
+                == Offer::Sequenced
+            {
                 sequenced += 1;
             }
         }
@@ -88,7 +106,8 @@ impl Shard {
 /// Case-insensitive prefix match on username or nickname.
 fn matches_prefix(member: &Member, prefix: &str) -> bool {
     let starts = |name: &str| name.to_lowercase().starts_with(prefix);
-    member.user.as_ref().is_some_and(|u| starts(&u.username)) || member.nick.as_deref().is_some_and(starts)
+    member.user.as_ref().is_some_and(|u| starts(&u.username))
+        || member.nick.as_deref().is_some_and(starts)
 }
 
 /// Pages through the guild's members keeping those that match, up to `cap`.

@@ -28,10 +28,15 @@ impl Shard {
         resume: &Resume,
         link: Link,
     ) -> Result<Option<(Arc<Session>, Vec<OutFrame>)>> {
-        if !self.store.token_is_live(claims.token_id, claims.user_id).await? {
+        if !self
+            .store
+            .token_is_live(claims.token_id, claims.user_id)
+            .await?
+        {
             return Err(Error::AuthenticationFailed);
         }
-        let Some(session) = SessionId::parse(&resume.session_id).and_then(|id| self.session(id)) else {
+        let Some(session) = SessionId::parse(&resume.session_id).and_then(|id| self.session(id))
+        else {
             return Ok(None);
         };
         if session.user_id != claims.user_id {

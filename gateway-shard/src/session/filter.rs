@@ -45,7 +45,9 @@ fn direct_intent(kind: EventKind) -> Option<Intents> {
         EventKind::MessageCreate | EventKind::MessageUpdate | EventKind::MessageDelete => {
             Some(Intents::DIRECT_MESSAGES)
         }
-        EventKind::MessageReactionAdd | EventKind::MessageReactionRemove => Some(Intents::DIRECT_MESSAGE_REACTIONS),
+        EventKind::MessageReactionAdd | EventKind::MessageReactionRemove => {
+            Some(Intents::DIRECT_MESSAGE_REACTIONS)
+        }
         EventKind::TypingStart => Some(Intents::DIRECT_MESSAGE_TYPING),
         _ => None,
     }
@@ -55,7 +57,11 @@ fn direct_intent(kind: EventKind) -> Option<Intents> {
 ///
 /// `subject` is the member a GUILD_MEMBER_UPDATE is about: Discord sends a user their own
 /// member updates even without GUILD_MEMBERS.
-pub(crate) fn select(recipient: &Recipient<'_>, dispatch: &Dispatch, subject: Option<UserId>) -> Option<Variant> {
+pub(crate) fn select(
+    recipient: &Recipient<'_>,
+    dispatch: &Dispatch,
+    subject: Option<UserId>,
+) -> Option<Variant> {
     if let Some(target) = dispatch.user_id {
         if target != recipient.user_id {
             return None;
@@ -93,7 +99,11 @@ pub(crate) fn select(recipient: &Recipient<'_>, dispatch: &Dispatch, subject: Op
         && dispatch.data_without_content.is_some()
         && !recipient.intents.contains(Intents::MESSAGE_CONTENT)
         && !dispatch.content_exempt.contains(&recipient.user_id);
-    Some(if strip { Variant::WithoutContent } else { Variant::Full })
+    Some(if strip {
+        Variant::WithoutContent
+    } else {
+        Variant::Full
+    })
 }
 
 /// The (at most two) encodings of one dispatch, built on first use and shared by every
@@ -106,7 +116,11 @@ pub(crate) struct EncodeCache<'d> {
 
 impl<'d> EncodeCache<'d> {
     pub(crate) fn new(dispatch: &'d Dispatch) -> Self {
-        Self { dispatch, full: None, stripped: None }
+        Self {
+            dispatch,
+            full: None,
+            stripped: None,
+        }
     }
 
     /// The encoding for `variant`.
@@ -116,7 +130,8 @@ impl<'d> EncodeCache<'d> {
             (Variant::WithoutContent, Some(stripped)) => (&mut self.stripped, stripped),
             _ => (&mut self.full, &dispatch.data),
         };
-        slot.get_or_insert_with(|| EncodedEvent::new(dispatch.kind, data)).clone()
+        slot.get_or_insert_with(|| EncodedEvent::new(dispatch.kind, data))
+            .clone()
     }
 }
 
@@ -166,18 +181,34 @@ mod tests {
                 },
             ],
             required: Permissions::VIEW_CHANNEL,
-            roles: vec![(GUILD.cast(), Permissions::DEFAULT_EVERYONE), (SECRET_ROLE, Permissions::empty())],
+            roles: vec![
+                (GUILD.cast(), Permissions::DEFAULT_EVERYONE),
+                (SECRET_ROLE, Permissions::empty()),
+            ],
         }
     }
 
-    fn recipient(user_id: UserId, intents: Intents, guilds: &HashMap<GuildId, Vec<RoleId>>) -> Recipient<'_> {
-        Recipient { user_id, intents, client_shard: None, guilds }
+    fn recipient(
+        user_id: UserId,
+        intents: Intents,
+        guilds: &HashMap<GuildId, Vec<RoleId>>,
+    ) -> Recipient<'_> {
+        Recipient {
+            user_id,
+            intents,
+            client_shard: None,
+            guilds,
+        }
     }
 
     #[test]
     fn intents_gate_guild_events() {
         let guilds = HashMap::from([(GUILD, vec![])]);
-        let with = recipient(ALICE, Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT, &guilds);
+        let with = recipient(
+            ALICE,
+            Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT,
+            &guilds,
+        );
         let without = recipient(ALICE, Intents::GUILDS, &guilds);
         assert_eq!(select(&with, &message(None), None), Some(Variant::Full));
         assert_eq!(select(&without, &message(None), None), None);
@@ -188,7 +219,10 @@ mod tests {
         let guilds = HashMap::from([(GUILD, vec![])]);
         let alice = recipient(ALICE, Intents::GUILD_MESSAGES, &guilds);
         let owner = recipient(OWNER, Intents::GUILD_MESSAGES, &guilds);
-        assert_eq!(select(&alice, &message(None), None), Some(Variant::WithoutContent));
+        assert_eq!(
+            select(&alice, &message(None), None),
+            Some(Variant::WithoutContent)
+        );
         assert_eq!(select(&owner, &message(None), None), Some(Variant::Full));
     }
 
@@ -198,7 +232,10 @@ mod tests {
         let secret = HashMap::from([(GUILD, vec![SECRET_ROLE])]);
         let intents = Intents::GUILD_MESSAGES;
         let event = message(Some(private_channel()));
-        assert_eq!(select(&recipient(ALICE, intents, &plain), &event, None), None);
+        assert_eq!(
+            select(&recipient(ALICE, intents, &plain), &event, None),
+            None
+        );
         assert!(select(&recipient(ALICE, intents, &secret), &event, None).is_some());
         assert!(select(&recipient(OWNER, intents, &plain), &event, None).is_some());
     }
@@ -208,15 +245,24 @@ mod tests {
         let none = HashMap::new();
         let guilds = HashMap::from([(GUILD, vec![])]);
         let intents = Intents::all();
-        assert_eq!(select(&recipient(ALICE, intents, &none), &message(None), None), None);
+        assert_eq!(
+            select(&recipient(ALICE, intents, &none), &message(None), None),
+            None
+        );
         let mut targeted = message(None);
         targeted.user_id = Some(ALICE);
         assert!(select(&recipient(ALICE, intents, &none), &targeted, None).is_some());
-        assert_eq!(select(&recipient(OWNER, intents, &guilds), &targeted, None), None);
+        assert_eq!(
+            select(&recipient(OWNER, intents, &guilds), &targeted, None),
+            None
+        );
 
         let mut sharded = recipient(ALICE, intents, &guilds);
         sharded.client_shard = Some([1, 2]);
-        assert!(select(&sharded, &message(None), None).is_some(), "guild 1<<22 is on client shard 1 of 2");
+        assert!(
+            select(&sharded, &message(None), None).is_some(),
+            "guild 1<<22 is on client shard 1 of 2"
+        );
         sharded.client_shard = Some([0, 2]);
         assert_eq!(select(&sharded, &message(None), None), None);
     }
@@ -224,7 +270,10 @@ mod tests {
     #[test]
     fn own_member_update_needs_no_members_intent() {
         let guilds = HashMap::from([(GUILD, vec![])]);
-        let update = Dispatch { kind: EventKind::GuildMemberUpdate, ..message(None) };
+        let update = Dispatch {
+            kind: EventKind::GuildMemberUpdate,
+            ..message(None)
+        };
         let alice = recipient(ALICE, Intents::GUILDS, &guilds);
         assert!(select(&alice, &update, Some(ALICE)).is_some());
         assert_eq!(select(&alice, &update, Some(OWNER)), None);

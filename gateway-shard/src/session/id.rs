@@ -21,7 +21,11 @@ impl SessionId {
 
     /// Parses the form clients echo in Resume; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if text.len() != 32
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return None;
         }
         u128::from_str_radix(text, 16).ok().map(Self)

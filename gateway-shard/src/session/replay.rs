@@ -15,7 +15,10 @@ pub(crate) struct ReplayBuffer {
 impl ReplayBuffer {
     /// An empty buffer; memory grows with use up to `capacity` entries.
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { frames: VecDeque::new(), capacity: capacity.max(1) }
+        Self {
+            frames: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Appends the next frame, dropping the oldest at capacity.
@@ -40,7 +43,13 @@ impl ReplayBuffer {
         if first > after + 1 {
             return None;
         }
-        Some(self.frames.iter().filter(|f| f.seq > after).cloned().collect())
+        Some(
+            self.frames
+                .iter()
+                .filter(|f| f.seq > after)
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -54,7 +63,10 @@ mod tests {
         let event = EncodedEvent::new(EventKind::MessageCreate, b"{}");
         let mut buffer = ReplayBuffer::new(capacity);
         for seq in 1..=count {
-            buffer.push(OutFrame { seq, event: event.clone() });
+            buffer.push(OutFrame {
+                seq,
+                event: event.clone(),
+            });
         }
         buffer
     }
