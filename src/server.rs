@@ -55,7 +55,7 @@ impl Server {
             .with_context(|| {
                 format!(
                     "opening database {}",
-                    crate::config::redact_url(&database_url)
+                    concord_store_sql::redacted(&database_url)
                 )
             })?;
         let tokens = TokenKey::new(&config.token_secret()?);

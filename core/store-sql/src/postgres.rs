@@ -1,5 +1,6 @@
 //! The PostgreSQL backend (cluster mode).
 
+use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
@@ -26,6 +27,10 @@ impl PgStore {
     /// # Errors
     /// When the URL is malformed, the server is unreachable, or a migration fails.
     pub async fn connect(url: &str) -> Result<Self> {
+        // A first start on a fresh server creates the database, like the SQLite file is created.
+        if !sqlx::Postgres::database_exists(url).await? {
+            sqlx::Postgres::create_database(url).await?;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect(url)
