@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use concord_core::bus::BusMessage;
 use concord_core::error_code;
 use concord_core::gateway::EventKind;
-use concord_core::id::{ChannelId, GuildId, UserId};
+use concord_core::id::{ChannelId, GuildId, UserId, UserMarker};
 use concord_core::model::{Channel, ChannelType, Guild, Member};
 use concord_core::permissions::Permissions;
 use concord_core::repo::{GuildPatch, NewGuild};
@@ -21,7 +21,7 @@ use crate::events;
 use crate::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use crate::state::AppState;
 use crate::users::GuildGone;
-use crate::validate::{self, code, QueryBool};
+use crate::validate::{self, code, QueryBool, QueryId};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -79,7 +79,7 @@ struct WithCountsQuery {
 #[derive(Debug, Deserialize)]
 struct MembersQuery {
     limit: Option<u32>,
-    after: Option<UserId>,
+    after: Option<QueryId<UserMarker>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -489,7 +489,7 @@ async fn list_members(
     Ok(Json(
         state
             .store
-            .members(scope.guild_id(), query.after, limit)
+            .members(scope.guild_id(), query.after.map(|a| a.0), limit)
             .await?,
     ))
 }

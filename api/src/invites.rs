@@ -9,7 +9,7 @@ use concord_core::gateway::EventKind;
 use concord_core::id::{ChannelId, GuildId};
 use concord_core::model::{ChannelType, Invite, Member, User};
 use concord_core::permissions::Permissions;
-use concord_core::repo::{constraint, NewInvite, RepoError};
+use concord_core::repo::{constraint, InviteAcceptance, NewInvite, RepoError};
 use concord_core::timestamp::Timestamp;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -201,25 +201,17 @@ async fn accept_invite(
 ) -> Result<Json<Invite>> {
     let mut invite = live_invite(&state, &path.code).await?;
     invite.metadata = None;
-    let guild_id = invite.guild_id;
-    if state
+    // The join and the counted use commit together: a member re-accepting (even racing
+    // itself) never burns a use, and concurrent joiners cannot overshoot `max_uses`.
+    let guild_id = match state
         .store
-        .member_roles(guild_id, auth.user_id)
-        .await?
-        .is_some()
-    {
-        return Ok(Json(invite));
-    }
-    if !state.store.use_invite(&invite.code).await? {
-        return Err(error_code::UNKNOWN_INVITE.into());
-    }
-    if !state
-        .store
-        .add_member(guild_id, auth.user_id, Timestamp::now())
+        .accept_invite(&invite.code, auth.user_id, Timestamp::now())
         .await?
     {
-        return Ok(Json(invite));
-    }
+        InviteAcceptance::Joined(guild_id) => guild_id,
+        InviteAcceptance::AlreadyMember(_) => return Ok(Json(invite)),
+        InviteAcceptance::Unavailable => return Err(error_code::UNKNOWN_INVITE.into()),
+    };
     let member = state
         .store
         .member(guild_id, auth.user_id)

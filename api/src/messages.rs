@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use concord_core::error_code;
 use concord_core::gateway::EventKind;
-use concord_core::id::{ChannelId, GuildId, MessageId, RoleId, UserId};
+use concord_core::id::{ChannelId, GuildId, MessageId, MessageMarker, RoleId, UserId};
 use concord_core::model::Message;
 use concord_core::permissions::Permissions;
 use concord_core::repo::{MessagePage, NewMessage};
@@ -20,7 +20,7 @@ use crate::error::{Error, FormErrors, Result};
 use crate::events;
 use crate::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use crate::state::AppState;
-use crate::validate::{self, code, REQUIRED_MESSAGE};
+use crate::validate::{self, code, QueryId, REQUIRED_MESSAGE};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -55,9 +55,9 @@ pub(crate) struct MessagePath {
 
 #[derive(Debug, Deserialize)]
 struct HistoryQuery {
-    before: Option<MessageId>,
-    after: Option<MessageId>,
-    around: Option<MessageId>,
+    before: Option<QueryId<MessageMarker>>,
+    after: Option<QueryId<MessageMarker>>,
+    around: Option<QueryId<MessageMarker>>,
     limit: Option<u32>,
 }
 
@@ -214,9 +214,9 @@ async fn list_messages(
     validate::range(&mut errors, &["limit"], limit, 1, PAGE_MAX);
     let page = match (query.before, query.after, query.around) {
         (None, None, None) => MessagePage::Latest,
-        (Some(id), None, None) => MessagePage::Before(id),
-        (None, Some(id), None) => MessagePage::After(id),
-        (None, None, Some(id)) => MessagePage::Around(id),
+        (Some(id), None, None) => MessagePage::Before(id.0),
+        (None, Some(id), None) => MessagePage::After(id.0),
+        (None, None, Some(id)) => MessagePage::Around(id.0),
         _ => {
             errors.add(
                 &[],

@@ -5,7 +5,7 @@ use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use concord_core::error_code;
 use concord_core::gateway::EventKind;
-use concord_core::id::{ChannelId, GenericId, GuildId, MessageId, UserId};
+use concord_core::id::{ChannelId, GenericId, GuildId, MessageId, UserId, UserMarker};
 use concord_core::model::{Member, Message, User};
 use concord_core::permissions::Permissions;
 use http::StatusCode;
@@ -16,7 +16,7 @@ use crate::error::{Error, FormErrors, Result};
 use crate::events;
 use crate::extract::{AppPath, AppQuery, AuthUser};
 use crate::state::AppState;
-use crate::validate;
+use crate::validate::{self, QueryId};
 
 pub(crate) fn router() -> Router<AppState> {
     const BASE: &str = "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}";
@@ -53,7 +53,7 @@ struct UserReactionPath {
 
 #[derive(Debug, Deserialize)]
 struct ReactorsQuery {
-    after: Option<UserId>,
+    after: Option<QueryId<UserMarker>>,
     limit: Option<u32>,
 }
 
@@ -79,6 +79,23 @@ impl ParsedEmoji {
             Some(id) => other.id == Some(id),
             None => other.id.is_none() && other.name.as_deref() == Some(self.name.as_str()),
         }
+    }
+
+    /// A custom emoji is its id; the name in the path is the caller's say. Reusing the name
+    /// already on the message keeps one emoji under one storage key, so a renamed path can
+    /// neither split a reaction in two nor count as "already there" while adding a new key.
+    fn on(mut self, message: &Message) -> Self {
+        if self.id.is_some() {
+            let stored = message
+                .reactions
+                .iter()
+                .find(|r| self.matches(&r.emoji))
+                .and_then(|r| r.emoji.name.clone());
+            if let Some(name) = stored {
+                self.name = name;
+            }
+        }
+        self
     }
 }
 
@@ -185,6 +202,7 @@ async fn add_own_reaction(
     let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
     scope.require(Permissions::READ_MESSAGE_HISTORY)?;
     let message = load_message(&state, &scope, path.message_id, auth.user_id).await?;
+    let emoji = emoji.on(&message);
     let is_new = !message.reactions.iter().any(|r| emoji.matches(&r.emoji));
     if is_new {
         scope.require(Permissions::ADD_REACTIONS)?;
@@ -252,6 +270,7 @@ async fn remove(
     emoji: &ParsedEmoji,
 ) -> Result<StatusCode> {
     let message = load_message(state, scope, message_id, scope.guild.user_id).await?;
+    let emoji = &emoji.clone().on(&message);
     if state
         .store
         .remove_reaction(message.id, user_id, &emoji.key())
@@ -291,10 +310,11 @@ async fn list_reactors(
     let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
     scope.require(Permissions::READ_MESSAGE_HISTORY)?;
     let message = load_message(&state, &scope, path.message_id, auth.user_id).await?;
+    let emoji = emoji.on(&message);
     Ok(Json(
         state
             .store
-            .reactors(message.id, &emoji.key(), query.after, limit)
+            .reactors(message.id, &emoji.key(), query.after.map(|a| a.0), limit)
             .await?,
     ))
 }

@@ -19,17 +19,33 @@ pub(crate) fn span<B>(req: &http::Request<B>) -> Span {
 pub(crate) async fn record(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = RouteInfo::of(&req).template().to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!(
         "concord_api_requests_total",
         "route" => route.clone(),
-        "method" => method.clone(),
+        "method" => method,
         "status" => status
     )
     .increment(1);
     metrics::histogram!("concord_api_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Method label from a fixed set: clients may send any extension method, and each one must not
+/// mint a new series.
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }

@@ -8,7 +8,7 @@ use base64::Engine;
 use concord_core::bus::BusMessage;
 use concord_core::error_code;
 use concord_core::gateway::EventKind;
-use concord_core::id::{GuildId, UserId};
+use concord_core::id::{GuildId, GuildMarker, UserId};
 use concord_core::model::{CurrentUser, PartialGuild, User};
 use concord_core::repo::{constraint, UserPatch};
 use http::StatusCode;
@@ -21,7 +21,7 @@ use crate::error::{Error, FormErrors, Result, ResultExt};
 use crate::events;
 use crate::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use crate::state::AppState;
-use crate::validate::{self, code, QueryBool};
+use crate::validate::{self, code, QueryBool, QueryId};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
@@ -57,8 +57,8 @@ struct ModifyCurrentUser {
 
 #[derive(Debug, Deserialize)]
 struct GuildsQuery {
-    before: Option<GuildId>,
-    after: Option<GuildId>,
+    before: Option<QueryId<GuildMarker>>,
+    after: Option<QueryId<GuildMarker>>,
     limit: Option<u32>,
     with_counts: Option<QueryBool>,
 }
@@ -186,7 +186,12 @@ async fn list_current_user_guilds(
 
     let guilds = state
         .store
-        .user_guilds(auth.user_id, query.before, query.after, limit)
+        .user_guilds(
+            auth.user_id,
+            query.before.map(|b| b.0),
+            query.after.map(|a| a.0),
+            limit,
+        )
         .await?;
     let mut listed = Vec::with_capacity(guilds.len());
     for guild in guilds {

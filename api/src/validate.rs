@@ -3,6 +3,7 @@
 
 use std::fmt::Display;
 
+use concord_core::id::Id;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::FormErrors;
@@ -164,6 +165,25 @@ impl<'de> Deserialize<'de> for QueryBool {
             "true" | "True" | "1" => Ok(Self(true)),
             "false" | "False" | "0" => Ok(Self(false)),
             _ => Err(serde::de::Error::custom("expected a boolean")),
+        }
+    }
+}
+
+/// A snowflake bound in a query string (`before`, `after`, `around`). Besides ids it takes `0`,
+/// Discord's documented default for `after`, which discord.py sends to start from the oldest
+/// entry. The store's bounds are exclusive and every generated snowflake carries a timestamp
+/// far above 1, so `0` becomes the smallest id, 1, with the same meaning: "before 0" is empty,
+/// "after 0" is everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueryId<M>(pub(crate) Id<M>);
+
+impl<'de, M> Deserialize<'de> for QueryId<M> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.parse::<u64>() {
+            Ok(0) => Ok(Self(Id::new(1))),
+            Ok(raw) => Ok(Self(Id::new(raw))),
+            Err(_) => Err(serde::de::Error::custom("not a snowflake id")),
         }
     }
 }

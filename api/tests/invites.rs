@@ -12,6 +12,7 @@ backend_tests!(
     get_invite_without_auth,
     accept_invite_joins_and_publishes,
     accept_invite_failures,
+    racing_accepts_by_one_user_use_the_invite_once,
 );
 
 async fn create_invite_returns_metadata_and_dispatches(app: TestApp) {
@@ -253,4 +254,62 @@ async fn accept_invite_failures(app: TestApp) {
     app.get(&format!("/invites/{code}"), None)
         .await
         .error(404, 10006);
+}
+
+async fn racing_accepts_by_one_user_use_the_invite_once(app: TestApp) {
+    let owner = app.user("owner").await;
+    let first = app.user("first").await;
+    let second = app.user("second").await;
+    let third = app.user("third").await;
+    let guild = app.guild(&owner, "Capped").await;
+    let invite = app
+        .post(
+            &format!("/channels/{}/invites", guild.general),
+            Some(&owner.token),
+            json!({ "max_uses": 2 }),
+        )
+        .await
+        .ok(200);
+    let path = format!("/invites/{}", invite["code"].as_str().unwrap());
+    // The owner is a member already: accepting must not count a use.
+    app.post(&path, Some(&owner.token), json!({})).await.ok(200);
+    // One user accepting many times at once joins once and counts one use.
+    let accept = || app.post(&path, Some(&first.token), json!({}));
+    let results = tokio::join!(
+        accept(),
+        accept(),
+        accept(),
+        accept(),
+        accept(),
+        accept(),
+        accept(),
+        accept()
+    );
+    for response in [
+        results.0, results.1, results.2, results.3, results.4, results.5, results.6, results.7,
+    ] {
+        response.ok(200);
+    }
+    let joins = app
+        .published(app.user_shard(first.id))
+        .await
+        .into_iter()
+        .filter(|m| matches!(m, BusMessage::GuildJoined { user_id, .. } if *user_id == first.id))
+        .count();
+    assert_eq!(joins, 1);
+    // So the second use is still there for someone else, and then the invite is spent.
+    app.post(&path, Some(&second.token), json!({}))
+        .await
+        .ok(200);
+    app.post(&path, Some(&third.token), json!({}))
+        .await
+        .error(404, 10006);
+    let members = app
+        .get(
+            &format!("/guilds/{}/members?limit=10", guild.id),
+            Some(&owner.token),
+        )
+        .await
+        .ok(200);
+    assert_eq!(members.as_array().unwrap().len(), 3);
 }

@@ -13,6 +13,7 @@ backend_tests!(
     tts_needs_permission,
     replies,
     list_messages_pages,
+    zero_is_the_lowest_query_bound,
     list_messages_without_history_is_empty,
     get_message,
     edit_message_author_only,
@@ -398,6 +399,47 @@ async fn list_messages_pages(app: TestApp) {
     app.get(&format!("{path}?before=abc"), token)
         .await
         .form_error(&["before"], "NUMBER_TYPE_COERCE");
+}
+
+/// discord.py sends `after=0` (its OLDEST_OBJECT) when paging members, guilds and oldest-first
+/// history; Discord documents 0 as the default of `after`.
+async fn zero_is_the_lowest_query_bound(app: TestApp) {
+    let owner = app.user("owner").await;
+    let member = app.user("member").await;
+    let guild = app.guild(&owner, "Zero").await;
+    app.join(&owner, &guild, &member).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(app.message(&owner, guild.general, &format!("m{i}")).await["id"].clone());
+    }
+    let token = Some(owner.token.as_str());
+    let path = format!("/channels/{}/messages", guild.general);
+    let oldest = app
+        .get(&format!("{path}?after=0&limit=2"), token)
+        .await
+        .ok(200);
+    let oldest: Vec<_> = oldest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(oldest, vec![ids[1].clone(), ids[0].clone()]);
+    let before_zero = app.get(&format!("{path}?before=0"), token).await.ok(200);
+    assert_eq!(before_zero, json!([]));
+    let members = app
+        .get(
+            &format!("/guilds/{}/members?limit=10&after=0", guild.id),
+            token,
+        )
+        .await
+        .ok(200);
+    assert_eq!(members.as_array().unwrap().len(), 2);
+    let guilds = app.get("/users/@me/guilds?after=0", token).await.ok(200);
+    assert_eq!(guilds[0]["id"], guild.id.to_string());
+    app.get(&format!("{path}?after=-1"), token)
+        .await
+        .form_error(&["after"], "NUMBER_TYPE_COERCE");
 }
 
 async fn list_messages_without_history_is_empty(app: TestApp) {

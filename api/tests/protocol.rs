@@ -307,6 +307,16 @@ async fn body_routes_reject_bad_json_and_content_type(app: TestApp) {
             );
             response.error(400, code);
         }
+        // Past the body limit: 413 / 40005 in Discord's shape, on every body route.
+        let huge = format!("{{\"content\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/api/v10{path}"))
+            .header("authorization", format!("Bot {}", owner.token))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(huge))
+            .unwrap();
+        app.call(request).await.error(413, 40005);
     }
 }
 
@@ -457,6 +467,15 @@ async fn metrics_are_labelled_by_route_template() {
     app.post("/guilds", Some(&user.token), json!({ "name": "Metered" }))
         .await
         .ok(201);
+    // Extension methods are legal HTTP; each must not become a label value of its own.
+    for method in ["BREWCOFFEE", "BREWTEA"] {
+        let request = Request::builder()
+            .method(method)
+            .uri("/api/v10/users/@me")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        app.call(request).await.error(405, 0);
+    }
 
     let mut saw_counter = false;
     let mut saw_histogram = false;
@@ -471,6 +490,7 @@ async fn metrics_are_labelled_by_route_template() {
                 value.bytes().filter(u8::is_ascii_digit).count() <= 6,
                 "raw id in label {value}"
             );
+            assert!(!value.starts_with("BREW"), "client-chosen method in label");
         }
         let label = |name: &str| {
             labels

@@ -9,6 +9,7 @@ backend_tests!(
     custom_and_invalid_emoji,
     reaction_permissions,
     reaction_cap,
+    custom_emoji_is_its_id,
     remove_reactions,
     list_reactors,
 );
@@ -154,6 +155,43 @@ async fn reaction_cap(app: TestApp) {
     app.put(&format!("{base}/e0:1000/@me"), Some(&member.token))
         .await
         .no_content();
+}
+
+/// Renaming a custom emoji in the path must neither dodge ADD_REACTIONS and the emoji cap nor
+/// split one emoji into several reactions.
+async fn custom_emoji_is_its_id(app: TestApp) {
+    let (owner, member, guild, base) = setup(&app).await;
+    app.put(&format!("{base}/blob:123456/@me"), Some(&owner.token))
+        .await
+        .no_content();
+    app.everyone_overwrite(
+        &owner,
+        &guild,
+        guild.general,
+        0,
+        Permissions::ADD_REACTIONS.bits(),
+    )
+    .await;
+    // Joining the existing emoji under another name is joining it, not a new emoji.
+    app.put(&format!("{base}/renamed:123456/@me"), Some(&member.token))
+        .await
+        .no_content();
+    let message_path = base.trim_end_matches("/reactions");
+    let message = app.get(message_path, Some(&owner.token)).await.ok(200);
+    let reactions = message["reactions"].as_array().unwrap();
+    assert_eq!(reactions.len(), 1, "{reactions:?}");
+    assert_eq!(reactions[0]["count"], 2);
+    assert_eq!(reactions[0]["emoji"]["name"], "blob");
+    let users = app
+        .get(&format!("{base}/other:123456"), Some(&owner.token))
+        .await
+        .ok(200);
+    assert_eq!(users.as_array().unwrap().len(), 2);
+    app.delete(&format!("{base}/renamed:123456/@me"), Some(&member.token))
+        .await
+        .no_content();
+    let message = app.get(message_path, Some(&owner.token)).await.ok(200);
+    assert_eq!(message["reactions"][0]["count"], 1);
 }
 
 async fn remove_reactions(app: TestApp) {

@@ -363,8 +363,26 @@ pub trait InviteRepo: Send + Sync {
     async fn insert_invite(&self, invite: &NewInvite) -> RepoResult<()>;
     /// Invite with guild, channel, inviter and metadata.
     async fn invite(&self, code: &str) -> RepoResult<Option<Invite>>;
-    /// Counts one use unless the cap is reached; false when exhausted or unknown.
-    async fn use_invite(&self, code: &str) -> RepoResult<bool>;
+    /// Joins `user` to the invite's guild and counts the use in one transaction: either both
+    /// happen or neither does, so an existing member never burns a use and a failed join never
+    /// leaves one counted. An invite older than its `max_age` at `now` is unavailable.
+    async fn accept_invite(
+        &self,
+        code: &str,
+        user: UserId,
+        now: Timestamp,
+    ) -> RepoResult<InviteAcceptance>;
+}
+
+/// Outcome of [`InviteRepo::accept_invite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteAcceptance {
+    /// The user joined the guild and the use was counted.
+    Joined(GuildId),
+    /// The user was already a member; nothing changed.
+    AlreadyMember(GuildId),
+    /// The invite is unknown, expired or used up; nothing changed.
+    Unavailable,
 }
 
 /// Every repository, as one object the services hold.

@@ -1094,18 +1094,22 @@ macro_rules! define_statements {
             .map_err($crate::Error::from)
         }
 
-        /// The cap check and the increment are one statement, so concurrent joins cannot overshoot.
-        pub(crate) async fn increment_invite_uses<'e, E: Executor<'e, Database = $db>>(
+        /// Counts one use of a live invite: the cap and expiry checks and the increment are one
+        /// statement, so concurrent joins cannot overshoot. Returns the invite's guild when counted.
+        pub(crate) async fn increment_live_invite_uses<'e, E: Executor<'e, Database = $db>>(
             ex: E,
             code: &str,
-        ) -> $crate::Result<u64> {
-            let result = sqlx::query(
-                "update invite set uses = uses + 1 where code = $1 and (max_uses = 0 or uses < max_uses)",
+            now: i64,
+        ) -> $crate::Result<Option<i64>> {
+            sqlx::query_scalar(
+                "update invite set uses = uses + 1 where code = $1 and (max_uses = 0 or uses < max_uses) \
+                 and (max_age = 0 or created_at + max_age * 1000000 > $2) returning guild_id",
             )
             .bind(code)
-            .execute(ex)
-            .await?;
-            Ok(result.rows_affected())
+            .bind(now)
+            .fetch_optional(ex)
+            .await
+            .map_err($crate::Error::from)
         }
 
         // ---- health ----

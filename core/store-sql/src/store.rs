@@ -647,8 +647,29 @@ macro_rules! impl_store {
                 Ok(Some(row.into_invite(inviter)?))
             }
 
-            async fn use_invite(&self, code: &str) -> concord_core::repo::RepoResult<bool> {
-                Ok($sql::increment_invite_uses(&self.pool, code).await? > 0)
+            async fn accept_invite(
+                &self,
+                code: &str,
+                user: concord_core::id::UserId,
+                now: concord_core::timestamp::Timestamp,
+            ) -> concord_core::repo::RepoResult<concord_core::repo::InviteAcceptance> {
+                use concord_core::repo::InviteAcceptance;
+                let now = now.unix_micros();
+                // The invite update comes first so SQLite takes the write lock at the first
+                // statement, and PostgreSQL serialises concurrent joins on the invite row.
+                let mut tx = self.pool.begin().await.map_err($crate::Error::from)?;
+                let Some(guild_id) = $sql::increment_live_invite_uses(&mut *tx, code, now).await?
+                else {
+                    return Ok(InviteAcceptance::Unavailable);
+                };
+                let guild = $crate::row::id(guild_id);
+                if $sql::insert_member(&mut *tx, guild_id, user.to_i64(), now).await? == 0 {
+                    // Already a member: the use counted above must not stick.
+                    tx.rollback().await.map_err($crate::Error::from)?;
+                    return Ok(InviteAcceptance::AlreadyMember(guild));
+                }
+                tx.commit().await.map_err($crate::Error::from)?;
+                Ok(InviteAcceptance::Joined(guild))
             }
         }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use concord_core::id::Id;
 use concord_core::model::ChannelType;
-use concord_core::repo::{constraint, NewInvite, RepoError};
+use concord_core::repo::{constraint, InviteAcceptance, NewInvite, RepoError};
 use concord_core::timestamp::Timestamp;
 
 use crate::common::{conformance, Ctx};
@@ -12,8 +12,9 @@ use crate::common::{conformance, Ctx};
 conformance!(
     insert_and_read_invite,
     duplicate_code_conflicts,
-    use_invite_respects_cap,
-    use_invite_is_atomic
+    accept_invite_joins_and_counts_together,
+    accept_invite_refuses_expired_and_exhausted,
+    concurrent_accepts_respect_the_cap
 );
 
 const CREATED: Timestamp = Timestamp::from_unix_micros(1_700_000_000_000_000);
@@ -103,70 +104,116 @@ async fn duplicate_code_conflicts(ctx: Ctx) {
     assert!(ctx.store.invite("missing").await.unwrap().is_none());
 }
 
-async fn use_invite_respects_cap(ctx: Ctx) {
-    setup(&ctx).await;
+async fn uses_of(ctx: &Ctx, code: &str) -> Option<u32> {
     ctx.store
-        .insert_invite(&new_invite("two", 2, 0))
+        .invite(code)
         .await
-        .unwrap();
-    assert!(ctx.store.use_invite("two").await.unwrap());
-    assert!(ctx.store.use_invite("two").await.unwrap());
-    assert!(!ctx.store.use_invite("two").await.unwrap());
-    assert_eq!(
-        ctx.store
-            .invite("two")
-            .await
-            .unwrap()
-            .and_then(|i| i.metadata)
-            .map(|m| m.uses),
-        Some(2)
-    );
-
-    ctx.store
-        .insert_invite(&new_invite("unlimited", 0, 0))
-        .await
-        .unwrap();
-    for _ in 0..5 {
-        assert!(ctx.store.use_invite("unlimited").await.unwrap());
-    }
-    assert_eq!(
-        ctx.store
-            .invite("unlimited")
-            .await
-            .unwrap()
-            .and_then(|i| i.metadata)
-            .map(|m| m.uses),
-        Some(5)
-    );
-
-    assert!(!ctx.store.use_invite("missing").await.unwrap());
+        .unwrap()
+        .and_then(|i| i.metadata)
+        .map(|m| m.uses)
 }
 
-async fn use_invite_is_atomic(ctx: Ctx) {
+async fn accept_invite_joins_and_counts_together(ctx: Ctx) {
     setup(&ctx).await;
+    let joiner = ctx.user(11, "joiner").await;
     ctx.store
-        .insert_invite(&new_invite("race", 5, 0))
+        .insert_invite(&new_invite("join", 0, 0))
         .await
         .unwrap();
+    let now = Timestamp::now();
+    assert_eq!(
+        ctx.store.accept_invite("join", joiner, now).await.unwrap(),
+        InviteAcceptance::Joined(Id::new(100))
+    );
+    assert!(ctx
+        .store
+        .member(Id::new(100), joiner)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(uses_of(&ctx, "join").await, Some(1));
+
+    // A second accept by a member (and one by the owner) changes nothing, not even `uses`.
+    for user in [joiner, Id::new(10)] {
+        assert_eq!(
+            ctx.store.accept_invite("join", user, now).await.unwrap(),
+            InviteAcceptance::AlreadyMember(Id::new(100))
+        );
+    }
+    assert_eq!(uses_of(&ctx, "join").await, Some(1));
+    assert_eq!(ctx.store.member_count(Id::new(100)).await.unwrap(), 2);
+}
+
+async fn accept_invite_refuses_expired_and_exhausted(ctx: Ctx) {
+    setup(&ctx).await;
+    let a = ctx.user(11, "a").await;
+    let b = ctx.user(12, "b").await;
+    ctx.store
+        .insert_invite(&new_invite("once", 1, 0))
+        .await
+        .unwrap();
+    // CREATED + 60 s lifetime.
+    ctx.store
+        .insert_invite(&new_invite("minute", 0, 60))
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    assert_eq!(
+        ctx.store.accept_invite("once", a, now).await.unwrap(),
+        InviteAcceptance::Joined(Id::new(100))
+    );
+    assert_eq!(
+        ctx.store.accept_invite("once", b, now).await.unwrap(),
+        InviteAcceptance::Unavailable
+    );
+    assert_eq!(
+        ctx.store.accept_invite("minute", b, now).await.unwrap(),
+        InviteAcceptance::Unavailable
+    );
+    let in_time = Timestamp::from_unix_micros(CREATED.unix_micros() + 59_000_000);
+    assert_eq!(
+        ctx.store.accept_invite("minute", b, in_time).await.unwrap(),
+        InviteAcceptance::Joined(Id::new(100))
+    );
+    assert_eq!(
+        ctx.store.accept_invite("missing", b, now).await.unwrap(),
+        InviteAcceptance::Unavailable
+    );
+    assert_eq!(uses_of(&ctx, "once").await, Some(1));
+    assert_eq!(uses_of(&ctx, "minute").await, Some(1));
+}
+
+async fn concurrent_accepts_respect_the_cap(ctx: Ctx) {
+    setup(&ctx).await;
+    ctx.store
+        .insert_invite(&new_invite("race", 3, 0))
+        .await
+        .unwrap();
+    let mut users = Vec::new();
+    for n in 0..10 {
+        users.push(ctx.user(20 + n, &format!("racer{n}")).await);
+    }
+    // Every user twice: duplicates must not burn uses, and no more than three may join.
     let store: Arc<_> = ctx.store.clone();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
+    let tasks: Vec<_> = users
+        .iter()
+        .chain(users.iter())
+        .map(|user| {
             let store = store.clone();
-            tokio::spawn(async move { store.use_invite("race").await.unwrap() })
+            let user = *user;
+            tokio::spawn(async move {
+                store
+                    .accept_invite("race", user, Timestamp::now())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
-    let mut granted = 0;
+    let mut joined = 0;
     for task in tasks {
-        granted += usize::from(task.await.unwrap());
+        joined += usize::from(matches!(task.await.unwrap(), InviteAcceptance::Joined(_)));
     }
-    assert_eq!(granted, 5);
-    assert_eq!(
-        ctx.store
-            .invite("race")
-            .await
-            .unwrap()
-            .and_then(|i| i.metadata)
-            .map(|m| m.uses),
-        Some(5)
-    );
+    assert_eq!(joined, 3);
+    assert_eq!(uses_of(&ctx, "race").await, Some(3));
+    assert_eq!(ctx.store.member_count(Id::new(100)).await.unwrap(), 4);
 }
