@@ -258,12 +258,27 @@ async fn token_reset_closes_sessions() {
     assert_eq!(again.recv().await.err(), Some(Some(4004)));
 }
 
-/// Admin endpoints answer on their own listener.
+/// Admin endpoints answer on their own listener, with request, session and dispatch metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints() {
     let s = TestServer::start(Db::Sqlite).await;
     let (owner, _) = s.user("metrics").await;
     TestServer::expect(s.call("GET", "/users/@me", Some(&owner), None).await, 200);
+    let (_, general) = s.guild(&owner).await;
+    let mut gw = Gateway::connect(&s.ws_url(), Compression::None).await;
+    gw.identify(&owner, GUILDS | GUILD_MESSAGES).await;
+    gw.dispatch_of("GUILD_CREATE").await;
+    TestServer::expect(
+        s.call(
+            "POST",
+            &format!("/channels/{general}/messages"),
+            Some(&owner),
+            Some(json!({"content": "m"})),
+        )
+        .await,
+        200,
+    );
+    gw.dispatch_of("MESSAGE_CREATE").await;
     let admin = format!("http://{}", s.server.admin_addr());
     let health = s.http.get(format!("{admin}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -278,5 +293,13 @@ async fn admin_endpoints() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("concord_api_requests_total"), "{metrics}");
+    for name in [
+        "concord_api_requests_total",
+        "concord_api_request_duration_seconds",
+        "concord_gateway_sessions",
+        "concord_gateway_dispatches_total",
+        "concord_gateway_identify_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from {metrics}");
+    }
 }
