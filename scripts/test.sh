@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: services, formatting, lints, every workspace test (SQLite, PostgreSQL, real
-# sockets, twilight), then the discord.py end-to-end script against a running server.
+# sockets, twilight), then the discord.py, hikari and discord.js end-to-end scripts against a
+# running server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/concord-target}"
@@ -16,3 +17,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash scripts/dpy_smoke.sh
+bash scripts/client_smoke.sh

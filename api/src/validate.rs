@@ -182,7 +182,9 @@ impl<'de, M> Deserialize<'de> for QueryId<M> {
         let text = String::deserialize(deserializer)?;
         match text.parse::<u64>() {
             Ok(0) => Ok(Self(Id::new(1))),
-            Ok(raw) => Ok(Self(Id::new(raw))),
+            // Ids are stored as signed 64-bit integers; a larger bound means the same as the
+            // largest storable id instead of wrapping negative.
+            Ok(raw) => Ok(Self(Id::new(raw.min(i64::MAX as u64)))),
             Err(_) => Err(serde::de::Error::custom("not a snowflake id")),
         }
     }
@@ -191,6 +193,16 @@ impl<'de, M> Deserialize<'de> for QueryId<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_ids_clamp_to_storable_range() {
+        let parse = |v: &str| serde_json::from_value::<QueryId<concord_core::id::UserMarker>>(v.into());
+        assert_eq!(parse("0").unwrap().0.get(), 1);
+        assert_eq!(parse("18446744073709551615").unwrap().0.get(), i64::MAX as u64);
+        assert_eq!(parse("42").unwrap().0.get(), 42);
+        assert!(parse("abc").is_err());
+        assert!(parse("-1").is_err());
+    }
 
     #[test]
     fn username_rules() {
