@@ -196,9 +196,13 @@ mod tests {
 
     #[test]
     fn query_ids_clamp_to_storable_range() {
-        let parse = |v: &str| serde_json::from_value::<QueryId<concord_core::id::UserMarker>>(v.into());
+        let parse =
+            |v: &str| serde_json::from_value::<QueryId<concord_core::id::UserMarker>>(v.into());
         assert_eq!(parse("0").unwrap().0.get(), 1);
-        assert_eq!(parse("18446744073709551615").unwrap().0.get(), i64::MAX as u64);
+        assert_eq!(
+            parse("18446744073709551615").unwrap().0.get(),
+            i64::MAX as u64
+        );
         assert_eq!(parse("42").unwrap().0.get(), 42);
         assert!(parse("abc").is_err());
         assert!(parse("-1").is_err());
