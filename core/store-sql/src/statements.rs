@@ -89,6 +89,19 @@ macro_rules! define_statements {
         };
         use $crate::statements::placeholders;
 
+        /// Runs `sql`, whose `IN (…)` list has one placeholder per id from `$1`, with the ids bound.
+        async fn fetch_in_list<'e, E, R>(ex: E, sql: &str, ids: &[i64]) -> $crate::Result<Vec<R>>
+        where
+            E: Executor<'e, Database = $db>,
+            R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+        {
+            let mut query = sqlx::query_as(sql);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(ex).await.map_err($crate::Error::from)
+        }
+
         // ---- user ----
 
         pub(crate) async fn insert_user<'e, E: Executor<'e, Database = $db>>(
@@ -136,11 +149,7 @@ macro_rules! define_statements {
                 concat!("select ", $crate::row::user_columns!(), " from \"user\" u where u.user_id in ({})"),
                 placeholders(1, user_ids.len())
             );
-            let mut query = sqlx::query_as(&sql);
-            for id in user_ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(ex).await.map_err($crate::Error::from)
+            fetch_in_list(ex, &sql, user_ids).await
         }
 
         /// Prefers a username match should a username equal another account's email.
@@ -337,11 +346,7 @@ macro_rules! define_statements {
                 ),
                 placeholders(1, guild_ids.len())
             );
-            let mut query = sqlx::query_as(&sql);
-            for id in guild_ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(ex).await.map_err($crate::Error::from)
+            fetch_in_list(ex, &sql, guild_ids).await
         }
 
         /// One statement; `CASE WHEN $flag` distinguishes "leave alone" from "set to NULL".
@@ -862,11 +867,7 @@ macro_rules! define_statements {
                 ),
                 placeholders(1, message_ids.len())
             );
-            let mut query = sqlx::query_as(&sql);
-            for id in message_ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(ex).await.map_err($crate::Error::from)
+            fetch_in_list(ex, &sql, message_ids).await
         }
 
         /// Mentioned users of some messages (at most `MAX_IN_LIST`), in mention order; ids naming
@@ -884,11 +885,7 @@ macro_rules! define_statements {
                 ),
                 placeholders(1, message_ids.len())
             );
-            let mut query = sqlx::query_as(&sql);
-            for id in message_ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(ex).await.map_err($crate::Error::from)
+            fetch_in_list(ex, &sql, message_ids).await
         }
 
         /// `(message_id, role_id)` of some messages (at most `MAX_IN_LIST`), in mention order.
@@ -901,11 +898,7 @@ macro_rules! define_statements {
                  order by message_id, position",
                 placeholders(1, message_ids.len())
             );
-            let mut query = sqlx::query_as(&sql);
-            for id in message_ids {
-                query = query.bind(*id);
-            }
-            query.fetch_all(ex).await.map_err($crate::Error::from)
+            fetch_in_list(ex, &sql, message_ids).await
         }
 
         /// Per message and emoji: count and whether `viewer` reacted, in first-reacted order.
