@@ -17,6 +17,7 @@ use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, InBuf
 
 use crate::config::{ShardConfig, ZLIB_WINDOW_BITS_RANGE, ZSTD_WINDOW_LOG_RANGE};
 use crate::error::{Error, Result};
+use crate::frame::release_excess;
 
 /// zstd level: the cheapest, since every connection compresses every payload it is sent.
 const ZSTD_LEVEL: i32 = 1;
@@ -110,6 +111,23 @@ impl Transport {
         }
     }
 
+    /// Shrinks the output buffer after a large payload (see [`release_excess`]).
+    pub(crate) fn release_excess(&mut self) {
+        match self {
+            Self::Plain => {}
+            Self::Zlib { out, .. } | Self::Zstd { out, .. } => release_excess(out),
+        }
+    }
+
+    /// Output buffer capacity, for tests of the budget.
+    #[cfg(test)]
+    pub(crate) fn out_capacity(&self) -> usize {
+        match self {
+            Self::Plain => 0,
+            Self::Zlib { out, .. } | Self::Zstd { out, .. } => out.capacity(),
+        }
+    }
+
     /// Bytes held by the compression context (0 for plain connections), for the budget above.
     #[cfg(test)]
     pub(crate) fn context_bytes(&self) -> usize {
@@ -167,6 +185,7 @@ fn zstd_error(code: usize) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::RETAINED_SCRATCH;
     use flate2::{Decompress, FlushDecompress};
 
     fn payloads() -> Vec<Vec<u8>> {
@@ -250,6 +269,33 @@ mod tests {
             if source.pos() == input.len() && written < buf.len() {
                 return out;
             }
+        }
+    }
+
+    #[test]
+    fn output_buffers_shrink_after_a_large_payload_and_the_stream_goes_on() {
+        // Incompressible enough that the output is as large as the input.
+        let big: Vec<u8> = (0..400_000u32)
+            .map(|i| b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)
+            .collect();
+        for kind in [Compression::ZlibStream, Compression::ZstdStream] {
+            let mut transport = Transport::new(kind, &ShardConfig::default()).unwrap();
+            transport.encode(&big).unwrap();
+            assert!(transport.out_capacity() > RETAINED_SCRATCH);
+            transport.release_excess();
+            assert!(transport.out_capacity() <= RETAINED_SCRATCH, "{kind:?}");
+        }
+        let mut transport =
+            Transport::new(Compression::ZlibStream, &ShardConfig::default()).unwrap();
+        let mut inflate = Decompress::new(true);
+        for payload in [big.clone(), b"{\"op\":11}".to_vec(), big] {
+            let (_, bytes) = transport.encode(&payload).unwrap();
+            let mut decoded = Vec::with_capacity(payload.len() + 64);
+            inflate
+                .decompress_vec(bytes, &mut decoded, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(decoded, payload);
+            transport.release_excess();
         }
     }
 

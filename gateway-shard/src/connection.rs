@@ -7,7 +7,7 @@
 mod rate_limit;
 mod reader;
 
-use std::future::pending;
+use std::future::{pending, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -164,8 +164,7 @@ where
     async fn run(&mut self, params: &ConnectParams) -> Result<End> {
         let interval =
             u64::try_from(self.context.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
-        self.send(&frame::hello(interval)).await?;
-        self.flush().await?;
+        self.send_now(&frame::hello(interval)).await?;
         if params.version.as_deref().is_some_and(|v| v != "10") {
             return Err(Error::InvalidApiVersion);
         }
@@ -192,11 +191,7 @@ where
                     None => return Ok(End::Dropped),
                 },
                 frame = next_frame(&mut self.frames) => match frame {
-                    // A peer that stops reading for a whole heartbeat timeout is as gone as
-                    // one that stops heartbeating; without the bound the write could hang forever.
-                    Some(frame) => timeout(self.context.config.heartbeat_timeout(), self.write_queued(frame))
-                        .await
-                        .map_err(|_| Error::HeartbeatTimeout)??,
+                    Some(frame) => within(self.write_limit(), self.write_queued(frame)).await?,
                     // The session let go of this connection; its control message says why.
                     None => self.frames = None,
                 },
@@ -209,8 +204,7 @@ where
 
     /// Sends op 7 and closes after the grace period unless the client leaves first.
     async fn begin_reconnect(&mut self) -> Result<()> {
-        self.send(frame::RECONNECT).await?;
-        self.flush().await?;
+        self.send_now(frame::RECONNECT).await?;
         self.grace = Some(Instant::now() + self.context.config.reconnect_grace);
         Ok(())
     }
@@ -221,10 +215,14 @@ where
             Inbound::TooLarge => Err(Error::PayloadTooLarge),
             Inbound::Malformed => Err(Error::Decode),
             Inbound::Ping(data) => {
-                self.writer
-                    .write_frame(Frame::pong(Payload::Owned(data)))
-                    .await?;
-                self.flush().await?;
+                let limit = self.write_limit();
+                within(limit, async {
+                    self.writer
+                        .write_frame(Frame::pong(Payload::Owned(data)))
+                        .await?;
+                    self.flush().await
+                })
+                .await?;
                 Ok(None)
             }
             Inbound::Close(code) => Ok(Some(End::ClientClosed(code))),
@@ -244,8 +242,7 @@ where
         match command.op {
             op if op == OpCode::Heartbeat as i64 => {
                 self.heartbeat_deadline = now + self.context.config.heartbeat_timeout();
-                self.send(frame::HEARTBEAT_ACK).await?;
-                self.flush().await
+                self.send_now(frame::HEARTBEAT_ACK).await
             }
             op if op == OpCode::Identify as i64 => self.on_identify(command.d).await,
             op if op == OpCode::Resume as i64 => self.on_resume(command.d).await,
@@ -326,8 +323,7 @@ where
             None => {
                 self.frames = None;
                 self.control = None;
-                self.send(frame::INVALID_SESSION).await?;
-                self.flush().await
+                self.send_now(frame::INVALID_SESSION).await
             }
         }
     }
@@ -354,14 +350,43 @@ where
             };
             self.write_frame(&next).await?;
         }
-        self.flush().await
+        self.flush().await?;
+        self.release_scratch();
+        Ok(())
     }
 
+    /// Writes READY's or a resume's burst. Each frame gets its own bound, so a slow but
+    /// reading client may take as long as the burst needs.
     async fn write_all(&mut self, frames: &[OutFrame]) -> Result<()> {
+        let limit = self.write_limit();
         for frame in frames {
-            self.write_frame(frame).await?;
+            within(limit, self.write_frame(frame)).await?;
         }
-        self.flush().await
+        within(limit, self.flush()).await?;
+        self.release_scratch();
+        Ok(())
+    }
+
+    fn release_scratch(&mut self) {
+        frame::release_excess(&mut self.json);
+        self.transport.release_excess();
+    }
+
+    /// Sends one payload and flushes it.
+    async fn send_now(&mut self, json: &[u8]) -> Result<()> {
+        let limit = self.write_limit();
+        within(limit, async {
+            self.send(json).await?;
+            self.flush().await
+        })
+        .await
+    }
+
+    /// How long one write may wait for the peer to read: a peer that reads nothing for a
+    /// whole heartbeat timeout is as gone as one that stops heartbeating, and without a bound
+    /// a peer that keeps its socket open but never reads would hold this task forever.
+    fn write_limit(&self) -> Duration {
+        self.context.config.heartbeat_timeout()
     }
 
     async fn write_frame(&mut self, frame: &OutFrame) -> Result<()> {
@@ -468,6 +493,13 @@ where
     Ok(())
 }
 
+/// Runs a write, failing with [`Error::HeartbeatTimeout`] when it takes longer than `limit`.
+async fn within(limit: Duration, write: impl Future<Output = Result<()>>) -> Result<()> {
+    timeout(limit, write)
+        .await
+        .map_err(|_| Error::HeartbeatTimeout)?
+}
+
 /// Verifies a token from Identify or Resume (with or without a `Bot ` prefix).
 fn verify(tokens: &TokenKey, raw: &str) -> Result<token::TokenClaims> {
     tokens
@@ -493,5 +525,86 @@ async fn sleep_until_or_pending(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::id::UserId;
+    use fastwebsockets::Role;
+
+    /// A gateway with no shards: enough for connections that never identify.
+    struct NoShards;
+
+    impl SessionRouter for NoShards {
+        fn route_identify(&self, _: UserId) -> Option<Arc<Shard>> {
+            None
+        }
+
+        fn route_resume(&self, _: SessionId) -> Option<Arc<Shard>> {
+            None
+        }
+    }
+
+    fn context() -> (ConnectionContext, watch::Sender<bool>) {
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let context = ConnectionContext {
+            router: Arc::new(NoShards),
+            config: Arc::new(ShardConfig::default()),
+            tokens: TokenKey::new(&[7u8; 32]),
+            shutdown,
+        };
+        (context, shutdown_tx)
+    }
+
+    /// Heartbeat timeout, the close frame's bound, and a margin.
+    fn give_up_by() -> Duration {
+        ShardConfig::default().heartbeat_timeout() + CLOSE_LINGER * 2 + Duration::from_secs(1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_reads_cannot_hold_the_connection_task() {
+        // Not even HELLO fits in what the peer leaves unread.
+        let (peer, server) = tokio::io::duplex(16);
+        let (context, _shutdown) = context();
+        let task = tokio::spawn(serve(
+            WebSocket::after_handshake(server, Role::Server),
+            ConnectParams::default(),
+            context,
+        ));
+        timeout(give_up_by(), task)
+            .await
+            .expect("a blocked HELLO ends the connection")
+            .unwrap();
+        drop(peer);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_heartbeats_but_stops_reading_cannot_hold_the_connection_task() {
+        let (peer, server) = tokio::io::duplex(256);
+        let (context, _shutdown) = context();
+        let task = tokio::spawn(serve(
+            WebSocket::after_handshake(server, Role::Server),
+            ConnectParams::default(),
+            context,
+        ));
+        let mut peer = WebSocket::after_handshake(peer, Role::Client);
+        let hello = peer.read_frame().await.unwrap();
+        assert_eq!(hello.opcode, WsOpCode::Text);
+        // More ACKs than the unread space holds: the server blocks writing one of them.
+        let _heartbeats = AbortOnDrop(tokio::spawn(async move {
+            for _ in 0..20 {
+                let beat = Frame::text(Payload::Borrowed(br#"{"op":1,"d":null}"#));
+                if peer.write_frame(beat).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        }));
+        timeout(give_up_by(), task)
+            .await
+            .expect("a blocked ACK ends the connection")
+            .unwrap();
     }
 }

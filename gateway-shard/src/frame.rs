@@ -74,6 +74,19 @@ impl OutFrame {
     }
 }
 
+/// Scratch capacity a connection keeps between writes. A larger frame (a big GUILD_CREATE or
+/// member chunk) grows a buffer only for as long as it is being written, so an idle connection
+/// does not hold its largest frame ever for the rest of its life.
+pub(crate) const RETAINED_SCRATCH: usize = 16 * 1024;
+
+/// Gives back a scratch buffer's capacity beyond [`RETAINED_SCRATCH`]; its contents are spent.
+pub(crate) fn release_excess(buf: &mut Vec<u8>) {
+    if buf.capacity() > RETAINED_SCRATCH {
+        buf.clear();
+        buf.shrink_to(RETAINED_SCRATCH);
+    }
+}
+
 /// Op 11.
 pub(crate) const HEARTBEAT_ACK: &[u8] = br#"{"op":11,"d":null,"s":null,"t":null}"#;
 /// Op 9 with `d:false`: start over with Identify.
@@ -110,6 +123,24 @@ mod tests {
         let v: Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(v["s"], 12345);
         assert_eq!(v["d"]["content"], "hi");
+    }
+
+    #[test]
+    fn scratch_buffers_give_back_what_a_big_frame_took() {
+        let event = EncodedEvent::new(EventKind::GuildCreate, &vec![b'1'; 512 * 1024]);
+        let mut buf = Vec::new();
+        OutFrame { seq: 1, event }.write_json(&mut buf);
+        assert!(buf.capacity() > 512 * 1024);
+        release_excess(&mut buf);
+        assert!(buf.capacity() <= RETAINED_SCRATCH, "{}", buf.capacity());
+        let mut small = Vec::with_capacity(1024);
+        small.push(1);
+        release_excess(&mut small);
+        assert_eq!(
+            (small.capacity(), small.len()),
+            (1024, 1),
+            "small buffers are kept"
+        );
     }
 
     #[test]

@@ -196,48 +196,76 @@ impl Shard {
     }
 
     async fn guild_joined(&self, guild: GuildId, user: UserId) -> Result<()> {
-        let sessions: Vec<_> = self
+        let candidates: Vec<_> = self
             .table
             .user_sessions(user)
             .into_iter()
             .filter(|s| s.wants_guild(guild))
             .collect();
-        if sessions.is_empty() {
-            return Ok(());
-        }
+        // Only sessions this join subscribes get a GUILD_CREATE: one already in the guild (its
+        // Identify listed it, or the join was announced twice) has had its GUILD_CREATE.
+        let mut sessions = Vec::with_capacity(candidates.len());
         {
             let _membership = self.membership.lock().await;
-            for session in &sessions {
+            for session in candidates {
                 if session.add_guild(guild, Vec::new()) {
-                    self.table.subscribe(guild, session);
+                    self.table.subscribe(guild, &session);
                     self.bus.add_interest(self.id, guild).await;
+                    sessions.push(session);
                 }
             }
         }
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        // Subscribed before loading, so whatever is published after the snapshot still arrives
+        // (it waits behind this message in the shard's channel).
+        match self.send_joined_guild(guild, user, &sessions).await {
+            Ok(true) => Ok(()),
+            // Gone again, or not loadable: no GUILD_CREATE went out, so no guild events may follow.
+            Ok(false) => {
+                self.unsubscribe_all(guild, &sessions).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.unsubscribe_all(guild, &sessions).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Loads and sequences the joined guild's GUILD_CREATE for each newly subscribed session;
+    /// false when the user is no longer in the guild.
+    async fn send_joined_guild(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        sessions: &[Arc<Session>],
+    ) -> Result<bool> {
         // Sessions of one user differ only in how many members they get and the threshold.
-        let mut built: Vec<(ViewKey, Option<JoinedView>)> = Vec::new();
+        let mut built: Vec<(ViewKey, JoinedView)> = Vec::new();
         let mut sequenced = 0;
-        for session in &sessions {
+        for session in sessions {
             let key = (
                 session.intents.contains(Intents::GUILD_PRESENCES),
                 session.large_threshold,
             );
-            let view = match built.iter().find(|(k, _)| *k == key) {
+            let (event, roles) = match built.iter().find(|(k, _)| *k == key) {
                 Some((_, view)) => view.clone(),
                 None => {
-                    let view = guild_create::load(&*self.store, guild, user, key.0, key.1)
-                        .await?
-                        .map(|v| {
-                            (
-                                EncodedEvent::encode(EventKind::GuildCreate, &v.create),
-                                v.roles,
-                            )
-                        });
+                    let Some(view) =
+                        guild_create::load(&*self.store, guild, user, key.0, key.1).await?
+                    else {
+                        return Ok(false);
+                    };
+                    let view = (
+                        EncodedEvent::encode(EventKind::GuildCreate, &view.create),
+                        view.roles,
+                    );
                     built.push((key, view.clone()));
                     view
                 }
             };
-            let Some((event, roles)) = view else { continue };
             session.set_roles(guild, &roles);
             if session.intents.contains(Intents::GUILDS)
                 && session.push_event(event) == Offer::Sequenced
@@ -246,7 +274,7 @@ impl Shard {
             }
         }
         metrics::dispatched(EventKind::GuildCreate, sequenced);
-        Ok(())
+        Ok(true)
     }
 
     async fn unsubscribe_all(&self, guild: GuildId, sessions: &[Arc<Session>]) {
@@ -259,18 +287,32 @@ impl Shard {
         }
     }
 
-    /// Adds a new session and its guild subscriptions (registering bus interest) before its
-    /// guilds are loaded, so events published meanwhile wait in the session.
-    pub(crate) async fn register(&self, session: &Arc<Session>, guilds: &[GuildId]) {
+    /// Adds a new session, without guilds yet, so that a GuildJoined handled from now on
+    /// already finds it.
+    pub(crate) async fn register(&self, session: &Arc<Session>) {
         let _membership = self.membership.lock().await;
         self.table.insert(session.clone());
+        self.record_sessions();
+    }
+
+    /// Subscribes a session to its guilds (registering bus interest) before they are loaded,
+    /// so events published meanwhile wait in the session. Returns the guilds this call
+    /// subscribed; the others were subscribed by a GuildJoined, which sends their GUILD_CREATE.
+    pub(crate) async fn subscribe_new(
+        &self,
+        session: &Arc<Session>,
+        guilds: &[GuildId],
+    ) -> Vec<GuildId> {
+        let _membership = self.membership.lock().await;
+        let mut added = Vec::with_capacity(guilds.len());
         for guild in guilds {
             if session.add_guild(*guild, Vec::new()) {
                 self.table.subscribe(*guild, session);
                 self.bus.add_interest(self.id, *guild).await;
+                added.push(*guild);
             }
         }
-        self.record_sessions();
+        added
     }
 
     /// Drops one guild subscription of a session.

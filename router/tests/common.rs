@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use concord_bus_local::LocalBus;
-use concord_core::bus::{BusMessage, ChannelAccess, Dispatch, EventBus};
+use concord_core::bus::{BusMessage, ChannelAccess, Dispatch, EventBus, ShardId};
 use concord_core::gateway::{EventKind, Intents};
 use concord_core::id::{ChannelId, GuildId, UserId};
 use concord_core::model::channel::{Channel, ChannelType, PermissionOverwrite};
@@ -57,14 +57,29 @@ impl Gateway {
 
     /// A gateway with two shards on the database at `url`.
     pub async fn start_on(url: &str, config: ShardConfig) -> Self {
+        Self::start_with(url, config, |bus| bus).await
+    }
+
+    /// A gateway whose shards see the bus through `wrap` (tests publish on the bus itself).
+    pub async fn start_with(
+        url: &str,
+        config: ShardConfig,
+        wrap: impl FnOnce(Arc<LocalBus>) -> Arc<dyn EventBus>,
+    ) -> Self {
         let store = concord_store_sql::connect(url).await.expect("open store");
         let bus = LocalBus::new(vec![0, 1]);
         let tokens = TokenKey::new(&[42u8; 32]);
+        let shard_bus = wrap(bus.clone());
         let shards: Vec<Arc<Shard>> = [0u16, 1]
             .into_iter()
             .map(|id| {
-                let bus: Arc<dyn EventBus> = bus.clone();
-                Shard::new(id, config.clone(), store.clone(), bus, tokens.clone())
+                Shard::new(
+                    id,
+                    config.clone(),
+                    store.clone(),
+                    shard_bus.clone(),
+                    tokens.clone(),
+                )
             })
             .collect();
         for shard in &shards {
@@ -242,6 +257,45 @@ impl Gateway {
         client.hello().await;
         let ready = client.identify(token, intents).await;
         (client, ready)
+    }
+}
+
+/// A bus whose `remove_interest` waits while the gate is write-locked, so a test can hold a
+/// shard in the middle of dropping a session.
+pub struct GatedBus {
+    pub inner: Arc<LocalBus>,
+    pub gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+#[async_trait::async_trait]
+impl EventBus for GatedBus {
+    async fn publish(
+        &self,
+        shard: ShardId,
+        message: BusMessage,
+    ) -> Result<(), concord_core::bus::BusError> {
+        self.inner.publish(shard, message).await
+    }
+
+    async fn guild_shards(&self, guild: GuildId) -> Vec<ShardId> {
+        self.inner.guild_shards(guild).await
+    }
+
+    fn user_shard(&self, user: UserId) -> ShardId {
+        self.inner.user_shard(user)
+    }
+
+    async fn add_interest(&self, shard: ShardId, guild: GuildId) {
+        self.inner.add_interest(shard, guild).await;
+    }
+
+    async fn remove_interest(&self, shard: ShardId, guild: GuildId) {
+        let _open = self.gate.read().await;
+        self.inner.remove_interest(shard, guild).await;
+    }
+
+    async fn subscribe(&self, shard: ShardId) -> Box<dyn concord_core::bus::Subscription> {
+        self.inner.subscribe(shard).await
     }
 }
 

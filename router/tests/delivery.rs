@@ -350,3 +350,132 @@ async fn request_guild_members_answers_with_chunks() {
     assert_eq!(d["not_found"], json!([stranger.to_string()]));
     assert_eq!(d["nonce"], "ids");
 }
+
+#[tokio::test]
+async fn a_join_announced_for_a_guild_the_session_already_has_sends_no_second_guild_create() {
+    let gw = Gateway::start(config()).await;
+    let (user, token) = gw.user("member").await;
+    let (guild, _) = gw.guild(user, Vec::new()).await;
+    let (mut client, ready) = gw.identified(&token, Intents::GUILDS).await;
+    assert_eq!(ready["d"]["guilds"][0]["id"], guild.to_string());
+    assert_eq!(client.dispatch().await["t"], "GUILD_CREATE");
+
+    // The join was committed before Identify listed the guilds, but announced after.
+    gw.to_user_shard(
+        user,
+        BusMessage::GuildJoined {
+            guild_id: guild,
+            user_id: user,
+        },
+    )
+    .await;
+    gw.publish(marker(guild, "after")).await;
+    let next = client.dispatch().await;
+    assert_eq!(
+        (next["t"].as_str(), next["s"].as_u64()),
+        (Some("GUILD_UPDATE"), Some(3)),
+        "{next}"
+    );
+    assert_eq!(gw.bus.guild_shards(guild).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_join_for_a_guild_the_user_is_not_in_leaves_no_subscription() {
+    let gw = Gateway::start(config()).await;
+    let (owner, _) = gw.user("owner").await;
+    let (user, token) = gw.user("outsider").await;
+    let (guild, channel) = gw.guild(owner, Vec::new()).await;
+    let (mut client, _) = gw
+        .identified(&token, Intents::GUILDS | Intents::GUILD_MESSAGES)
+        .await;
+
+    // Announced, but the membership is gone by the time the shard loads the guild.
+    gw.to_user_shard(
+        user,
+        BusMessage::GuildJoined {
+            guild_id: guild,
+            user_id: user,
+        },
+    )
+    .await;
+    // Ordered after the join on the user's shard: it must not reach a non-member.
+    let stray = BusMessage::Dispatch(std::sync::Arc::new(message(
+        guild,
+        channel,
+        "not for you",
+        None,
+    )));
+    gw.to_user_shard(user, stray).await;
+    let own = Dispatch {
+        user_id: Some(user),
+        ..marker(guild, "own")
+    };
+    gw.to_user_shard(user, BusMessage::Dispatch(std::sync::Arc::new(own)))
+        .await;
+    let next = client.dispatch().await;
+    assert_eq!(next["d"]["name"], "own", "{next}");
+    assert_eq!(next["s"], 2);
+    assert!(
+        gw.bus.guild_shards(guild).await.is_empty(),
+        "no interest left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_join_announced_while_identify_is_between_listing_and_registering_is_not_lost() {
+    let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
+    let gw = {
+        let gate = gate.clone();
+        crate::common::Gateway::start_with(
+            &concord_store_sql::test_util::scratch_sqlite_url(),
+            config(),
+            move |inner| std::sync::Arc::new(crate::common::GatedBus { inner, gate }),
+        )
+        .await
+    };
+    let (other, other_token) = gw.user("other").await;
+    let (user, token) = loop {
+        let (user, token) = gw.user("joiner").await;
+        if gw.bus.user_shard(user) == gw.bus.user_shard(other) {
+            break (user, token);
+        }
+    };
+    let (guild, _) = gw.guild(other, Vec::new()).await;
+    let (other_client, _) = gw.identified(&other_token, Intents::GUILDS).await;
+
+    // Hold the shard's membership changes: the other session's end stops inside them.
+    let held = gate.write().await;
+    let closing = tokio::spawn(other_client.close(1000));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let mut client = gw.connect("v=10&encoding=json").await;
+    client.hello().await;
+    client
+        .send(crate::common::identify(&token, Intents::GUILDS))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The join lands while that Identify waits to register.
+    gw.join(guild, user).await;
+    gw.to_user_shard(
+        user,
+        BusMessage::GuildJoined {
+            guild_id: guild,
+            user_id: user,
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(held);
+    closing.await.unwrap();
+
+    let ready = client.dispatch().await;
+    assert_eq!(ready["t"], "READY");
+    let create = client.dispatch().await;
+    assert_eq!(
+        (create["t"].as_str(), create["d"]["id"].as_str()),
+        (Some("GUILD_CREATE"), Some(guild.to_string().as_str())),
+        "{create}"
+    );
+    gw.publish(marker(guild, "after")).await;
+    assert_eq!(client.dispatch().await["d"]["name"], "after");
+}

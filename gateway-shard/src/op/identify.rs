@@ -99,12 +99,6 @@ impl Shard {
             .large_threshold
             .unwrap_or(self.config().large_threshold)
             .clamp(low, high);
-        let guild_ids: Vec<_> = store
-            .user_guild_ids(claims.user_id)
-            .await?
-            .into_iter()
-            .filter(|guild| client_shard_wants(identify.shard, Some(*guild)))
-            .collect();
         let session = Arc::new(Session::new(
             SessionId::generate(self.id()),
             claims.user_id,
@@ -117,12 +111,24 @@ impl Shard {
         span.record("shard", self.id());
         span.record("session", tracing::field::display(session.id));
         span.record("user", tracing::field::display(claims.user_id));
-        self.register(&session, &guild_ids).await;
+        // In the table before the guild list is read: a join committed after the read is then
+        // announced by a GuildJoined that finds this session, instead of being lost between
+        // the read and the registration.
+        self.register(&session).await;
 
-        match self
-            .load_and_go_live(&session, &guild_ids, user, application, identify, link)
-            .await
-        {
+        let result = async {
+            let guild_ids: Vec<_> = store
+                .user_guild_ids(claims.user_id)
+                .await?
+                .into_iter()
+                .filter(|guild| client_shard_wants(identify.shard, Some(*guild)))
+                .collect();
+            let guild_ids = self.subscribe_new(&session, &guild_ids).await;
+            self.load_and_go_live(&session, &guild_ids, user, application, identify, link)
+                .await
+        }
+        .await;
+        match result {
             Ok(frames) => Ok((session, frames)),
             Err(error) => {
                 let (guilds, _) = session.close(None);
