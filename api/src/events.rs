@@ -56,6 +56,17 @@ pub(crate) async fn to_user_shard(state: &AppState, user_id: UserId, message: Bu
     send(state, state.bus.user_shard(user_id), message).await;
 }
 
+/// Announces that `user_id` joined `guild_id` to the shard owning the user's sessions.
+///
+/// Interest is held for that shard before the announcement goes out (the shard releases it when
+/// it has handled the join): otherwise a message posted between the join and the shard's own
+/// subscription would be published only to the other shards and never reach the new member.
+pub(crate) async fn announce_join(state: &AppState, guild_id: GuildId, user_id: UserId) {
+    let shard = state.bus.user_shard(user_id);
+    state.bus.add_interest(shard, guild_id).await;
+    send(state, shard, BusMessage::GuildJoined { guild_id, user_id }).await;
+}
+
 /// Sends the same message to each shard.
 pub(crate) async fn to_shards(state: &AppState, shards: &[ShardId], message: BusMessage) {
     for shard in shards {

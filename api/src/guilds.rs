@@ -195,15 +195,7 @@ async fn create_guild(
         .await?
         .ok_or(Error::from(error_code::UNKNOWN_GUILD))?;
     // The owner's shard subscribes their sessions and sends them GUILD_CREATE.
-    events::to_user_shard(
-        &state,
-        auth.user_id,
-        BusMessage::GuildJoined {
-            guild_id,
-            user_id: auth.user_id,
-        },
-    )
-    .await;
+    events::announce_join(&state, guild_id, auth.user_id).await;
     Ok((StatusCode::CREATED, Json(guild)))
 }
 

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use concord_core::bus::BusMessage;
 use concord_core::error_code;
 use concord_core::gateway::EventKind;
 use concord_core::id::{ChannelId, GuildId};
@@ -224,14 +223,6 @@ async fn accept_invite(
     );
     events::to_guild(&state, guild_id, added).await;
     // The joiner's shard subscribes their sessions and sends them GUILD_CREATE.
-    events::to_user_shard(
-        &state,
-        auth.user_id,
-        BusMessage::GuildJoined {
-            guild_id,
-            user_id: auth.user_id,
-        },
-    )
-    .await;
+    events::announce_join(&state, guild_id, auth.user_id).await;
     Ok(Json(invite))
 }

@@ -169,6 +169,10 @@ async fn accept_invite_joins_and_publishes(app: TestApp) {
     assert_eq!(accepted["guild"]["id"], guild.id.to_string());
 
     let joiner_shard = app.user_shard(joiner.id);
+    // Interest is held for the joiner's shard before the join is announced, so a message posted
+    // before that shard subscribes the joiner's sessions still reaches it.
+    let interested = concord_core::bus::EventBus::guild_shards(&*app.bus, guild.id).await;
+    assert!(interested.contains(&joiner_shard));
     let on_joiner_shard = app.published(joiner_shard).await;
     let on_other = app.published(1 - joiner_shard).await;
     assert!(on_joiner_shard.iter().any(

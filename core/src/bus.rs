@@ -77,6 +77,10 @@ pub enum BusMessage {
     /// Deliver to interested local sessions.
     Dispatch(std::sync::Arc<Dispatch>),
     /// The user joined a guild: subscribe their sessions and send GUILD_CREATE.
+    ///
+    /// The publisher first adds one interest count for the receiving shard, so events published
+    /// for the guild after the join reach that shard even before it has subscribed anyone; the
+    /// shard releases that count once it has handled the message, whatever the outcome.
     GuildJoined {
         /// Guild joined.
         guild_id: GuildId,

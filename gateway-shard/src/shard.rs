@@ -145,6 +145,9 @@ impl Shard {
                 if let Err(error) = self.guild_joined(guild_id, user_id).await {
                     warn!(shard = self.id, guild = %guild_id, %error, "could not load joined guild");
                 }
+                // The publisher held interest for this shard until the join was handled; the
+                // sessions subscribed above now hold their own.
+                self.bus.remove_interest(self.id, guild_id).await;
             }
             BusMessage::GuildLeft { guild_id, user_id } => {
                 let sessions = self.table.user_sessions(user_id);

@@ -239,11 +239,13 @@ impl Gateway {
     }
 
     /// Sends a control message to the shard owning `user`.
+    /// A join announcement holds interest for the shard until handled, as the API does.
     pub async fn to_user_shard(&self, user: UserId, message: BusMessage) {
-        self.bus
-            .publish(self.bus.user_shard(user), message)
-            .await
-            .expect("publish");
+        let shard = self.bus.user_shard(user);
+        if let BusMessage::GuildJoined { guild_id, .. } = &message {
+            self.bus.add_interest(shard, *guild_id).await;
+        }
+        self.bus.publish(shard, message).await.expect("publish");
     }
 
     /// Connects with the given query string (without `?`).

@@ -479,3 +479,29 @@ async fn a_join_announced_while_identify_is_between_listing_and_registering_is_n
     gw.publish(marker(guild, "after")).await;
     assert_eq!(client.dispatch().await["d"]["name"], "after");
 }
+
+#[tokio::test]
+async fn a_join_holds_interest_until_handled_and_then_releases_it() {
+    let gw = Gateway::start(config()).await;
+    let (owner, _) = gw.user("owner").await;
+    let (user, _token) = gw.user("offline").await;
+    let (guild, _) = gw.guild(owner, Vec::new()).await;
+    gw.join(guild, user).await;
+    // The user has no session: once the shard has handled the join, nothing keeps interest.
+    gw.to_user_shard(
+        user,
+        BusMessage::GuildJoined {
+            guild_id: guild,
+            user_id: user,
+        },
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gw.bus.guild_shards(guild).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the announcement's interest was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

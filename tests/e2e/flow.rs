@@ -303,3 +303,34 @@ async fn admin_endpoints() {
         assert!(metrics.contains(name), "{name} missing from {metrics}");
     }
 }
+
+/// A user who joins while connected gets GUILD_CREATE and then the very next message, even when
+/// it is posted before their shard has handled the join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_just_joined_gets_the_next_message() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let (owner, _) = s.user("owner").await;
+    let (joiner, _) = s.user("joiner").await;
+    let (guild, general) = s.guild(&owner).await;
+    let mut gw = Gateway::connect(&s.ws_url(), Compression::None).await;
+    let ready = gw
+        .identify(&joiner, GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT)
+        .await;
+    assert_eq!(ready["d"]["guilds"], json!([]));
+
+    s.join(&owner, &general, &joiner).await;
+    let sent = TestServer::expect(
+        s.call(
+            "POST",
+            &format!("/channels/{general}/messages"),
+            Some(&owner),
+            Some(json!({"content": "welcome"})),
+        )
+        .await,
+        200,
+    );
+    let created = gw.dispatch_of("GUILD_CREATE").await;
+    assert_eq!(created["d"]["id"], guild.as_str());
+    let message = gw.dispatch_of("MESSAGE_CREATE").await;
+    assert_eq!(message["d"]["id"], sent["id"]);
+}
