@@ -242,6 +242,9 @@ where
         match command.op {
             op if op == OpCode::Heartbeat as i64 => {
                 self.heartbeat_deadline = now + self.context.config.heartbeat_timeout();
+                if let (Some(bound), Some(seq)) = (&self.bound, command.d.as_u64()) {
+                    bound.session.acknowledge(seq);
+                }
                 self.send_now(frame::HEARTBEAT_ACK).await
             }
             op if op == OpCode::Identify as i64 => self.on_identify(command.d).await,

@@ -115,6 +115,14 @@ impl Session {
         }
     }
 
+    /// Records the client's heartbeat sequence: frames up to it (never beyond what was sent)
+    /// leave the replay buffer.
+    pub(crate) fn acknowledge(&self, seq: u64) {
+        let mut state = self.lock();
+        let through = seq.min(state.seq);
+        state.replay.acknowledge(through);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough state (counters and queues),
         // and the gateway must keep serving the session's other readers.
@@ -464,6 +472,38 @@ mod tests {
         session.detach(1, Instant::now());
         assert!(session
             .close_if_expired(Instant::now() + Duration::from_secs(3600), Duration::ZERO)
+            .is_none());
+    }
+
+    #[test]
+    fn heartbeat_acknowledgement_trims_replay_but_keeps_what_the_client_lacks() {
+        let (session, _rx, _control) = live_session(16);
+        for _ in 0..4 {
+            session.push_event(event());
+        }
+        session.acknowledge(3);
+        let (new_link, _a, _b) = link(2, 8);
+        let frames = session
+            .resume(3, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link)
+            .unwrap();
+        assert_eq!(
+            frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+
+        // An acknowledgement past what was sent only clears what was sent.
+        let (session, _rx, _control) = live_session(16);
+        session.push_event(event());
+        session.acknowledge(99);
+        session.push_event(event());
+        let (new_link, _a, _b) = link(2, 8);
+        let frames = session
+            .resume(2, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link)
+            .unwrap();
+        assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![3, 4]);
+        let (new_link, _a, _b) = link(3, 8);
+        assert!(session
+            .resume(1, EncodedEvent::new(EventKind::Resumed, b"{}"), new_link)
             .is_none());
     }
 

@@ -177,6 +177,9 @@ async fn resume_replays_missed_events_without_gaps() {
         .to_owned();
     gw.dispatch_of("GUILD_CREATE").await;
     let seen = gw.last_seq.unwrap();
+    // The heartbeat tells the server what the client has: older frames may leave the replay buffer.
+    gw.send(json!({"op": 1, "d": seen})).await;
+    assert_eq!(gw.recv().await.unwrap()["op"], 11);
     gw.drop_connection().await;
 
     let mut ids = Vec::new();
@@ -193,6 +196,18 @@ async fn resume_replays_missed_events_without_gaps() {
         );
         ids.push(m["id"].clone());
     }
+
+    // A resume from before the acknowledged sequence cannot be served.
+    let mut stale = Gateway::connect(&resume_url, Compression::None).await;
+    assert_eq!(stale.recv().await.unwrap()["op"], 10);
+    stale
+        .send(json!({"op": 6, "d": {"token": bot, "session_id": session_id, "seq": seen - 1}}))
+        .await;
+    let refused = stale.recv().await.unwrap();
+    assert_eq!(
+        (refused["op"].as_u64(), refused["d"].as_bool()),
+        (Some(9), Some(false))
+    );
 
     let mut gw = Gateway::connect(&resume_url, Compression::Zlib).await;
     assert_eq!(gw.recv().await.unwrap()["op"], 10);

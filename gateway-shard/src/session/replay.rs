@@ -29,6 +29,16 @@ impl ReplayBuffer {
         self.frames.push_back(frame);
     }
 
+    /// Drops the frames the client says it has received: a Resume never asks for a sequence
+    /// older than the one its last heartbeat carried, so only unacknowledged frames need keeping.
+    /// This bounds an idle session's buffer by what one heartbeat interval brings, not by the
+    /// capacity (a large bot's GUILD_CREATEs would otherwise stay until 2048 later dispatches).
+    pub(crate) fn acknowledge(&mut self, through: u64) {
+        while self.frames.front().is_some_and(|f| f.seq <= through) {
+            self.frames.pop_front();
+        }
+    }
+
     /// Every frame after `after`, when the buffer still holds all of them; `last` is the
     /// session's newest sequence number. `None` means the client asked for a sequence the
     /// session never sent or one that has been evicted.
@@ -80,6 +90,22 @@ mod tests {
         let buffer = buffer_with(4, 10);
         assert_eq!(seqs(buffer.after(8, 10)), Some(vec![9, 10]));
         assert_eq!(seqs(buffer.after(6, 10)), Some(vec![7, 8, 9, 10]));
+        assert_eq!(seqs(buffer.after(10, 10)), Some(vec![]));
+    }
+
+    #[test]
+    fn acknowledged_frames_are_dropped_and_resume_from_the_ack_still_works() {
+        let mut buffer = buffer_with(16, 10);
+        buffer.acknowledge(7);
+        assert_eq!(buffer.frames.len(), 3);
+        assert_eq!(seqs(buffer.after(7, 10)), Some(vec![8, 9, 10]));
+        assert_eq!(
+            seqs(buffer.after(6, 10)),
+            None,
+            "older than the acknowledgement"
+        );
+        buffer.acknowledge(10);
+        assert!(buffer.frames.is_empty());
         assert_eq!(seqs(buffer.after(10, 10)), Some(vec![]));
     }
 
