@@ -125,7 +125,10 @@ impl Server {
 
         let ready = Arc::new(AtomicBool::new(false));
         let metrics = telemetry::metrics_handle();
-        tasks.spawn(admin::run_metrics_upkeep(metrics.clone()).with_stop(stopped.clone()));
+        tasks.spawn(until_stopped(
+            admin::run_metrics_upkeep(metrics.clone()),
+            stopped.clone(),
+        ));
         let admin_app = admin::router(AdminState {
             metrics,
             store,
@@ -211,19 +214,13 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-trait WithStop: std::future::Future<Output = ()> + Sized + Send + 'static {
-    /// Runs the future until the stop signal.
-    fn with_stop(
-        self,
-        stopped: watch::Receiver<bool>,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        async move {
-            tokio::select! {
-                () = self => {}
-                () = wait_for_stop(stopped) => {}
-            }
-        }
+/// Runs `task` until the stop signal.
+async fn until_stopped(
+    task: impl std::future::Future<Output = ()>,
+    stopped: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        () = task => {}
+        () = wait_for_stop(stopped) => {}
     }
 }
-
-impl<F: std::future::Future<Output = ()> + Send + 'static> WithStop for F {}
