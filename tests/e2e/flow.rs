@@ -349,3 +349,31 @@ async fn a_member_who_just_joined_gets_the_next_message() {
     let message = gw.dispatch_of("MESSAGE_CREATE").await;
     assert_eq!(message["d"]["id"], sent["id"]);
 }
+
+/// Shutdown tells connected sessions to reconnect (op 7), closes them, and finishes promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_reconnect_and_drains() {
+    let s = TestServer::start(Db::Sqlite).await;
+    let (user, _) = s.user("drain").await;
+    let mut gw = Gateway::connect(&s.ws_url(), Compression::None).await;
+    gw.identify(&user, GUILDS).await;
+    let addr = s.addr();
+    let shutdown = tokio::spawn(s.server.shutdown());
+    loop {
+        match gw.recv().await {
+            Ok(v) if v["op"] == 7 => break,
+            Ok(_) => continue,
+            Err(code) => panic!("closed with {code:?} before op 7"),
+        }
+    }
+    let closed = gw.recv().await.expect_err("the server closes after op 7");
+    assert_ne!(closed, Some(1000), "the session must stay resumable");
+    tokio::time::timeout(std::time::Duration::from_secs(20), shutdown)
+        .await
+        .expect("drains in time")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}
