@@ -9,6 +9,8 @@
 //!
 //! This crate performs no I/O: no sockets, no database, no async runtime.
 
+#![warn(missing_docs)]
+
 pub mod bus;
 pub mod error_code;
 pub mod gateway;

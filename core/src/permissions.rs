@@ -15,57 +15,109 @@ bitflags! {
     /// Permission bits with Discord's values; see Discord Docs/Permissions.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct Permissions: u64 {
+        /// Create instant invite.
         const CREATE_INSTANT_INVITE = 1 << 0;
+        /// Kick members.
         const KICK_MEMBERS = 1 << 1;
+        /// Ban members.
         const BAN_MEMBERS = 1 << 2;
+        /// Administrator.
         const ADMINISTRATOR = 1 << 3;
+        /// Manage channels.
         const MANAGE_CHANNELS = 1 << 4;
+        /// Manage guild.
         const MANAGE_GUILD = 1 << 5;
+        /// Add reactions.
         const ADD_REACTIONS = 1 << 6;
+        /// View audit log.
         const VIEW_AUDIT_LOG = 1 << 7;
+        /// Priority speaker.
         const PRIORITY_SPEAKER = 1 << 8;
+        /// Stream.
         const STREAM = 1 << 9;
+        /// View channel.
         const VIEW_CHANNEL = 1 << 10;
+        /// Send messages.
         const SEND_MESSAGES = 1 << 11;
+        /// Send tts messages.
         const SEND_TTS_MESSAGES = 1 << 12;
+        /// Manage messages.
         const MANAGE_MESSAGES = 1 << 13;
+        /// Embed links.
         const EMBED_LINKS = 1 << 14;
+        /// Attach files.
         const ATTACH_FILES = 1 << 15;
+        /// Read message history.
         const READ_MESSAGE_HISTORY = 1 << 16;
+        /// Mention everyone.
         const MENTION_EVERYONE = 1 << 17;
+        /// Use external emojis.
         const USE_EXTERNAL_EMOJIS = 1 << 18;
+        /// View guild insights.
         const VIEW_GUILD_INSIGHTS = 1 << 19;
+        /// Connect.
         const CONNECT = 1 << 20;
+        /// Speak.
         const SPEAK = 1 << 21;
+        /// Mute members.
         const MUTE_MEMBERS = 1 << 22;
+        /// Deafen members.
         const DEAFEN_MEMBERS = 1 << 23;
+        /// Move members.
         const MOVE_MEMBERS = 1 << 24;
+        /// Use vad.
         const USE_VAD = 1 << 25;
+        /// Change nickname.
         const CHANGE_NICKNAME = 1 << 26;
+        /// Manage nicknames.
         const MANAGE_NICKNAMES = 1 << 27;
+        /// Manage roles.
         const MANAGE_ROLES = 1 << 28;
+        /// Manage webhooks.
         const MANAGE_WEBHOOKS = 1 << 29;
+        /// Manage guild expressions.
         const MANAGE_GUILD_EXPRESSIONS = 1 << 30;
+        /// Use application commands.
         const USE_APPLICATION_COMMANDS = 1 << 31;
+        /// Request to speak.
         const REQUEST_TO_SPEAK = 1 << 32;
+        /// Manage events.
         const MANAGE_EVENTS = 1 << 33;
+        /// Manage threads.
         const MANAGE_THREADS = 1 << 34;
+        /// Create public threads.
         const CREATE_PUBLIC_THREADS = 1 << 35;
+        /// Create private threads.
         const CREATE_PRIVATE_THREADS = 1 << 36;
+        /// Use external stickers.
         const USE_EXTERNAL_STICKERS = 1 << 37;
+        /// Send messages in threads.
         const SEND_MESSAGES_IN_THREADS = 1 << 38;
+        /// Use embedded activities.
         const USE_EMBEDDED_ACTIVITIES = 1 << 39;
+        /// Moderate members.
         const MODERATE_MEMBERS = 1 << 40;
+        /// View creator monetization analytics.
         const VIEW_CREATOR_MONETIZATION_ANALYTICS = 1 << 41;
+        /// Use soundboard.
         const USE_SOUNDBOARD = 1 << 42;
+        /// Create guild expressions.
         const CREATE_GUILD_EXPRESSIONS = 1 << 43;
+        /// Create events.
         const CREATE_EVENTS = 1 << 44;
+        /// Use external sounds.
         const USE_EXTERNAL_SOUNDS = 1 << 45;
+        /// Send voice messages.
         const SEND_VOICE_MESSAGES = 1 << 46;
+        /// Set voice channel status.
         const SET_VOICE_CHANNEL_STATUS = 1 << 48;
+        /// Send polls.
         const SEND_POLLS = 1 << 49;
+        /// Use external apps.
         const USE_EXTERNAL_APPS = 1 << 50;
+        /// Pin messages.
         const PIN_MESSAGES = 1 << 51;
+        /// Bypass slowmode.
         const BYPASS_SLOWMODE = 1 << 52;
     }
 }
