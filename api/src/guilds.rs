@@ -386,7 +386,8 @@ async fn create_channel(
     let name = body.name.trim().to_owned();
     validate::length(&mut errors, &["name"], &name, 1, 100);
     let kind_raw = body.kind.unwrap_or(0);
-    validate::choice(&mut errors, &["type"], kind_raw, &[0, 2, 4, 5, 13]);
+    let creatable = ChannelType::CREATABLE_IN_GUILD.map(|t| i64::from(u8::from(t)));
+    validate::choice(&mut errors, &["type"], kind_raw, &creatable);
     let kind = u8::try_from(kind_raw)
         .map(ChannelType::from)
         .unwrap_or(ChannelType::GuildText);

@@ -59,7 +59,6 @@ codes! {
     INVALID_JSON = (50109, 400, "The request body contains invalid JSON.");
     OWNER_CANNOT_LEAVE = (50055, 400, "Invalid guild");
     REPLY_WITHOUT_HISTORY = (160002, 403, "Cannot reply without permission to read message history");
-    LOGIN_INVALID = (50035, 400, "Invalid Form Body");
 }
 
 #[cfg(test)]

@@ -31,11 +31,6 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("wire types serialize infallibly")
 }
 
-/// Converts a serializable value into a `serde_json::Value`.
-pub fn to_value<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).expect("wire types serialize infallibly")
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -72,11 +72,6 @@ pub fn process_of(raw: u64) -> u8 {
     ((raw & 0x1_F000) >> 12) as u8
 }
 
-/// Smallest snowflake minted at `unix_ms`, for pagination bounds.
-pub fn lower_bound_at(unix_ms: u64) -> u64 {
-    unix_ms.saturating_sub(DISCORD_EPOCH_MS) << 22
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -80,16 +80,13 @@ impl ChannelType {
     }
 
     /// Types a guild channel may be created with here.
-    pub fn creatable_in_guild(self) -> bool {
-        matches!(
-            self,
-            Self::GuildText
-                | Self::GuildVoice
-                | Self::GuildCategory
-                | Self::GuildAnnouncement
-                | Self::GuildStageVoice
-        )
-    }
+    pub const CREATABLE_IN_GUILD: [Self; 5] = [
+        Self::GuildText,
+        Self::GuildVoice,
+        Self::GuildCategory,
+        Self::GuildAnnouncement,
+        Self::GuildStageVoice,
+    ];
 
     /// Whether messages may be posted (text and voice text-in-voice).
     pub fn accepts_messages(self) -> bool {
