@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use concord_gateway_shard::config as shard;
 
 /// Default public listener (REST and gateway).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -14,12 +15,8 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default number of in-process gateway shards.
 pub const DEFAULT_SHARDS: u16 = 4;
-/// Default gateway heartbeat interval.
-pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 41_250;
-/// Default deflate window for `zlib-stream` (2^15 = 32 KiB, what every client accepts).
-pub const DEFAULT_ZLIB_WINDOW_BITS: u8 = 15;
-/// Default zstd window log for `zstd-stream` (2^15 = 32 KiB; about 305 KiB of encoder state).
-pub const DEFAULT_ZSTD_WINDOW_LOG: u8 = 15;
+/// Default gateway heartbeat interval, the shard's own default.
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = shard::DEFAULT_HEARTBEAT_INTERVAL.as_millis() as u64;
 
 /// Concord: a Discord API v10 compatible chat server.
 #[derive(Clone, Parser)]
@@ -79,12 +76,12 @@ pub struct Config {
     pub heartbeat_interval_ms: u64,
 
     /// Deflate window bits for `zlib-stream` (9–15); memory per context grows with it.
-    #[arg(long, env = "CONCORD_ZLIB_WINDOW_BITS", default_value_t = DEFAULT_ZLIB_WINDOW_BITS)]
+    #[arg(long, env = "CONCORD_ZLIB_WINDOW_BITS", default_value_t = shard::DEFAULT_ZLIB_WINDOW_BITS)]
     pub zlib_window_bits: u8,
 
     /// zstd window log for `zstd-stream` (10–22); memory per context grows with it.
-    #[arg(long, env = "CONCORD_ZSTD_WINDOW_LOG", default_value_t = DEFAULT_ZSTD_WINDOW_LOG)]
-    pub zstd_window_log: u8,
+    #[arg(long, env = "CONCORD_ZSTD_WINDOW_LOG", default_value_t = shard::DEFAULT_ZSTD_WINDOW_LOG)]
+    pub zstd_window_log: u32,
 
     /// Requests per route bucket (caller, route, top-level id) per window.
     #[arg(long, env = "CONCORD_RATE_LIMIT_ROUTE", default_value_t = concord_api::config::DEFAULT_ROUTE_LIMIT)]
@@ -167,10 +164,10 @@ impl Config {
                 "CONCORD_SNOWFLAKE_WORKER and CONCORD_SNOWFLAKE_PROCESS must be between 0 and 31"
             );
         }
-        if !(9..=15).contains(&self.zlib_window_bits) {
+        if !shard::ZLIB_WINDOW_BITS_RANGE.contains(&self.zlib_window_bits) {
             bail!("CONCORD_ZLIB_WINDOW_BITS / --zlib-window-bits must be between 9 and 15");
         }
-        if !(10..=22).contains(&self.zstd_window_log) {
+        if !shard::ZSTD_WINDOW_LOG_RANGE.contains(&self.zstd_window_log) {
             bail!("CONCORD_ZSTD_WINDOW_LOG / --zstd-window-log must be between 10 and 22");
         }
         if self.heartbeat_interval_ms < 1000 {

@@ -84,7 +84,7 @@ impl Server {
             heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
             resume_gateway_url: gateway_url.clone(),
             zlib_window_bits: config.zlib_window_bits,
-            zstd_window_log: u32::from(config.zstd_window_log),
+            zstd_window_log: config.zstd_window_log,
             ..ShardConfig::default()
         };
         shard_config

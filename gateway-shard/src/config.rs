@@ -29,7 +29,7 @@ pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(2);
 /// Legal `zlib_window_bits`.
 pub const ZLIB_WINDOW_BITS_RANGE: std::ops::RangeInclusive<u8> = 9..=15;
 /// Legal `zstd_window_log` (zstd's minimum; the maximum keeps contexts small).
-pub const ZSTD_WINDOW_LOG_RANGE: std::ops::RangeInclusive<u32> = 10..=24;
+pub const ZSTD_WINDOW_LOG_RANGE: std::ops::RangeInclusive<u32> = 10..=22;
 
 /// Settings of a shard and of the connections it serves.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub struct ShardConfig {
     pub resume_window: Duration,
     /// Deflate window of `zlib-stream`, 9..=15.
     pub zlib_window_bits: u8,
-    /// Window log of `zstd-stream`, 10..=24.
+    /// Window log of `zstd-stream`, 10..=22.
     pub zstd_window_log: u32,
 }
 
@@ -102,7 +102,7 @@ impl ShardConfig {
             return bad("zlib_window_bits", "must be within 9..=15");
         }
         if !ZSTD_WINDOW_LOG_RANGE.contains(&self.zstd_window_log) {
-            return bad("zstd_window_log", "must be within 10..=24");
+            return bad("zstd_window_log", "must be within 10..=22");
         }
         let url = self.resume_gateway_url.as_str();
         let origin = url
