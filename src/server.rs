@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
 use concord_api::AppState;
 use concord_bus_local::LocalBus;
@@ -145,6 +146,13 @@ impl Server {
         });
         let http_stop = wait_for_stop(stopped.clone());
         tasks.spawn(async move {
+            // Gateway frames are written as they are ready; Nagle's algorithm would hold a
+            // frame that follows another until the client's delayed ACK (~40 ms).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "TCP_NODELAY not set");
+                }
+            });
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),

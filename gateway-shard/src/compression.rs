@@ -1,13 +1,19 @@
 //! Transport compression: one streaming context per connection.
 //!
 //! Memory budget per connection (the contexts dominate a connection's footprint):
-//! - `zlib-stream` (zlib-rs, memLevel 8): window `2·2^w` + chain `2·2^w` + a fixed 128 KiB hash
-//!   head + a 64 KiB literal buffer, i.e. about `4·2^w + 192 KiB`: ~320 KiB at `w = 15`,
-//!   ~196 KiB at `w = 9`.
-//! - `zstd-stream` (level 1): the window, an input buffer of window + block, and per-block
-//!   sequence/literal stores sized by the block (= the window, up to 128 KiB). Measured with
-//!   `ZSTD_sizeof_CCtx`: ~96 KiB at `wlog = 10`, ~200 KiB at 14, ~305 KiB at 15 (the default),
-//!   ~520 KiB at 16, ~950 KiB at 17.
+//! - `zlib-stream` (zlib-rs, memLevel 8, which flate2 does not let us lower): window `2·2^w` +
+//!   chain `2·2^w` + a fixed 128 KiB hash head + a 64 KiB literal buffer, i.e. about
+//!   `4·2^w + 192 KiB`: ~320 KiB at `w = 15`. So the context lives only while the connection is
+//!   sending: after [`IDLE_RELEASE`] without output it is dropped, and the next payload starts a
+//!   fresh raw-deflate context. That is legal mid-stream because every payload ends with a sync
+//!   flush, which closes the last block on a byte boundary; the client's inflater keeps its
+//!   window and simply sees blocks that no longer refer back into it.
+//! - `zstd-stream` (level 1): the window, an input buffer of window + block, per-block
+//!   sequence/literal stores sized by the block (= the window, up to 128 KiB), and a hash table
+//!   of `4·2^hashLog` bytes, with `hashLog = wlog - 2`. Measured with `ZSTD_sizeof_CCtx` after
+//!   200 MESSAGE_CREATEs: ~40 KiB at `wlog = 11` (the default, 15.0× smaller output), ~54 KiB
+//!   at 12 (15.8×), ~245 KiB at 15 (16.4×). A zstd stream is one frame, so its context cannot
+//!   be dropped and restarted the way deflate's can.
 //!
 //! Plain connections hold no context. Each payload is flushed (zlib `Z_SYNC_FLUSH`, zstd
 //! `ZSTD_e_flush`) so that one WebSocket message decodes to exactly one gateway payload.
@@ -21,6 +27,13 @@ use crate::frame::release_excess;
 
 /// zstd level: the cheapest, since every connection compresses every payload it is sent.
 const ZSTD_LEVEL: i32 = 1;
+/// How far below the window log the zstd hash table is sized (see the budget above).
+const ZSTD_HASH_BELOW_WINDOW: u32 = 2;
+/// zstd's smallest hash log.
+const ZSTD_MIN_HASH_LOG: u32 = 6;
+
+/// Output silence after which a connection gives back its compression memory.
+pub(crate) const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the client asked for with the `compress` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,10 +62,10 @@ impl Compression {
 pub(crate) enum Transport {
     Plain,
     Zlib {
-        context: Box<Compress>,
-        out: Vec<u8>,
-        #[cfg(test)]
+        /// `None` while idle; see the budget above.
+        context: Option<Box<Compress>>,
         window_bits: u8,
+        out: Vec<u8>,
     },
     Zstd {
         context: Box<CCtx<'static>>,
@@ -71,10 +84,13 @@ impl Transport {
                     *ZLIB_WINDOW_BITS_RANGE.end(),
                 );
                 Self::Zlib {
-                    context: Box::new(Compress::new_with_window_bits(Level::fast(), true, bits)),
-                    out: Vec::new(),
-                    #[cfg(test)]
+                    context: Some(Box::new(Compress::new_with_window_bits(
+                        Level::fast(),
+                        true,
+                        bits,
+                    ))),
                     window_bits: bits,
+                    out: Vec::new(),
                 }
             }
             Compression::ZstdStream => {
@@ -88,6 +104,12 @@ impl Transport {
                 context
                     .set_parameter(CParameter::WindowLog(log))
                     .map_err(zstd_error)?;
+                let hash_log = log
+                    .saturating_sub(ZSTD_HASH_BELOW_WINDOW)
+                    .max(ZSTD_MIN_HASH_LOG);
+                context
+                    .set_parameter(CParameter::HashLog(hash_log))
+                    .map_err(zstd_error)?;
                 Self::Zstd {
                     context: Box::new(context),
                     out: Vec::new(),
@@ -100,7 +122,19 @@ impl Transport {
     pub(crate) fn encode<'a>(&'a mut self, json: &'a [u8]) -> Result<(bool, &'a [u8])> {
         match self {
             Self::Plain => Ok((false, json)),
-            Self::Zlib { context, out, .. } => {
+            Self::Zlib {
+                context,
+                window_bits,
+                out,
+            } => {
+                // Raw deflate: the stream's zlib header went out with its first payload.
+                let context = context.get_or_insert_with(|| {
+                    Box::new(Compress::new_with_window_bits(
+                        Level::fast(),
+                        false,
+                        *window_bits,
+                    ))
+                });
                 deflate_sync(context, json, out)?;
                 Ok((true, out.as_slice()))
             }
@@ -119,6 +153,28 @@ impl Transport {
         }
     }
 
+    /// Whether [`Self::release_idle`] would give anything back.
+    pub(crate) fn holds_idle_memory(&self) -> bool {
+        match self {
+            Self::Plain => false,
+            Self::Zlib { context, out, .. } => context.is_some() || out.capacity() > 0,
+            Self::Zstd { out, .. } => out.capacity() > 0,
+        }
+    }
+
+    /// Gives back what an idle connection does not need: the output buffer and, for deflate,
+    /// the whole context (see the budget above).
+    pub(crate) fn release_idle(&mut self) {
+        match self {
+            Self::Plain => {}
+            Self::Zlib { context, out, .. } => {
+                *context = None;
+                *out = Vec::new();
+            }
+            Self::Zstd { out, .. } => *out = Vec::new(),
+        }
+    }
+
     /// Output buffer capacity, for tests of the budget.
     #[cfg(test)]
     pub(crate) fn out_capacity(&self) -> usize {
@@ -133,6 +189,7 @@ impl Transport {
     pub(crate) fn context_bytes(&self) -> usize {
         match self {
             Self::Plain => 0,
+            Self::Zlib { context: None, .. } => 0,
             // flate2 does not expose the allocation; this is zlib-rs's layout at memLevel 8.
             Self::Zlib { window_bits, .. } => (4usize << window_bits) + 192 * 1024,
             Self::Zstd { context, .. } => context.sizeof(),
@@ -166,7 +223,8 @@ fn zstd_flush(context: &mut CCtx<'static>, input: &[u8], out: &mut Vec<u8>) -> R
     out.clear();
     let mut source = InBuffer::around(input);
     loop {
-        out.reserve(zstd_safe::CCtx::out_size().max(input.len() / 2 + 64));
+        // Gateway JSON compresses well; the loop grows the buffer for what does not.
+        out.reserve(input.len() / 2 + 128);
         let pos = out.len();
         let mut sink = OutBuffer::around_pos(out, pos);
         let remaining = context
@@ -238,22 +296,52 @@ mod tests {
         }
         let used = transport.context_bytes();
         assert!(
-            used > 0 && used < 340 * 1024,
-            "zstd context uses {used} bytes"
+            used > 0 && used <= 48 * 1024,
+            "the default zstd context uses {used} bytes"
         );
 
-        let small = ShardConfig {
-            zstd_window_log: 12,
+        let wide = ShardConfig {
+            zstd_window_log: 15,
             ..ShardConfig::default()
         };
-        let mut transport = Transport::new(Compression::ZstdStream, &small).unwrap();
+        let mut transport = Transport::new(Compression::ZstdStream, &wide).unwrap();
         for payload in payloads() {
             transport.encode(&payload).unwrap();
         }
         assert!(
-            transport.context_bytes() < used,
-            "a smaller window must shrink the context"
+            transport.context_bytes() > used,
+            "a wider window must grow the context"
         );
+    }
+
+    #[test]
+    fn streams_survive_releasing_idle_memory_between_payloads() {
+        for kind in [Compression::ZlibStream, Compression::ZstdStream] {
+            let mut transport = Transport::new(kind, &ShardConfig::default()).unwrap();
+            let mut inflate = Decompress::new(true);
+            let mut unzstd = zstd::stream::raw::Decoder::new().unwrap();
+            for (i, payload) in payloads().into_iter().enumerate() {
+                if i % 3 == 1 {
+                    assert!(transport.holds_idle_memory());
+                    transport.release_idle();
+                    assert!(!transport.holds_idle_memory(), "{kind:?}");
+                    if kind == Compression::ZlibStream {
+                        assert_eq!(transport.context_bytes(), 0);
+                    }
+                }
+                let (_, bytes) = transport.encode(&payload).unwrap();
+                let decoded = if kind == Compression::ZlibStream {
+                    let mut decoded = Vec::with_capacity(payload.len() + 64);
+                    inflate
+                        .decompress_vec(bytes, &mut decoded, FlushDecompress::Sync)
+                        .unwrap();
+                    decoded
+                } else {
+                    zstd_decode(&mut unzstd, bytes)
+                };
+                assert_eq!(decoded, payload, "{kind:?} payload {i}");
+            }
+        }
     }
 
     fn zstd_decode(decoder: &mut zstd::stream::raw::Decoder<'static>, input: &[u8]) -> Vec<u8> {

@@ -4,6 +4,7 @@
 //! The task `select!`s over the next client message (from the reader task), the shard's
 //! control messages, the session's outgoing frames, the heartbeat deadline and shutdown.
 
+mod frames;
 mod rate_limit;
 mod reader;
 
@@ -17,13 +18,13 @@ use concord_core::gateway::payload::incoming::{
 use concord_core::gateway::{OpCode, MAX_CLIENT_PAYLOAD};
 use concord_core::json;
 use concord_core::token::{self, TokenKey};
-use fastwebsockets::{Frame, OpCode as WsOpCode, Payload, WebSocket, WebSocketWrite};
+use fastwebsockets::{Frame, OpCode as WsOpCode, Payload, Role, WebSocket, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout, Duration, Instant};
 use tracing::{debug, field, info_span, Instrument};
 
-use crate::compression::{Compression, Transport};
+use crate::compression::{Compression, Transport, IDLE_RELEASE};
 use crate::config::ShardConfig;
 use crate::error::{close_reason, Error, Result};
 use crate::frame::{self, OutFrame};
@@ -40,6 +41,8 @@ use reader::Inbound;
 const INBOUND_QUEUE: usize = 8;
 /// Frames written per wake-up before flushing, so a busy session coalesces its writes.
 const WRITE_BATCH: usize = 64;
+/// Largest frame copied into the writer's buffer rather than written with writev.
+const WRITE_COPY_LIMIT: usize = 256;
 /// How long to wait for the client's close frame after sending ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
@@ -93,7 +96,14 @@ where
     );
     async move {
         ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
-        let (read, write) = ws.split(tokio::io::split);
+        let (read, write) = tokio::io::split(ws.into_inner());
+        // fastwebsockets writes; reading is `frames`' job (see there for why). The read half
+        // this makes is dropped at once.
+        let (_, mut write) =
+            fastwebsockets::after_handshake_split(tokio::io::empty(), write, Role::Server);
+        // Frames above this go out with writev instead of through a copy buffer that would
+        // keep the size of the largest small frame for the connection's life.
+        write.set_writev_threshold(WRITE_COPY_LIMIT);
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let _reader = AbortOnDrop(tokio::spawn(reader::read_loop(read, inbound_tx)));
         let transport = Transport::new(params.compression, &context.config);
@@ -111,6 +121,7 @@ where
             frames: None,
             control: None,
             grace: None,
+            idle_release: None,
         };
         let end = match transport {
             Ok(transport) => {
@@ -119,7 +130,7 @@ where
             }
             Err(error) => Err(error),
         };
-        connection.finish(end).await;
+        Box::pin(connection.finish(end)).await;
         ::metrics::gauge!(metrics::CONNECTIONS).decrement(1.0);
     }
     .instrument(span)
@@ -152,9 +163,11 @@ struct Connection<S> {
     budget: CommandBudget,
     bound: Option<Bound>,
     frames: Option<mpsc::Receiver<OutFrame>>,
-    control: Option<mpsc::UnboundedReceiver<Control>>,
+    control: Option<oneshot::Receiver<Control>>,
     /// When the server closes after having sent op 7.
     grace: Option<Instant>,
+    /// When an idle connection gives back its write buffers and compression context.
+    idle_release: Option<Instant>,
 }
 
 impl<S> Connection<S>
@@ -183,8 +196,10 @@ where
                     None => self.control = None,
                 },
                 inbound = self.inbound.recv() => match inbound {
+                    // Boxed, like the other rare paths below: an idle connection's task holds
+                    // only the select, not room for an Identify's or a resume's state.
                     Some(inbound) => {
-                        if let Some(end) = self.on_inbound(inbound).await? {
+                        if let Some(end) = Box::pin(self.on_inbound(inbound)).await? {
                             return Ok(end);
                         }
                     }
@@ -196,8 +211,11 @@ where
                     None => self.frames = None,
                 },
                 () = sleep_until(self.heartbeat_deadline) => return Err(Error::HeartbeatTimeout),
-                _ = shutdown.changed(), if self.grace.is_none() => self.begin_reconnect().await?,
+                _ = shutdown.changed(), if self.grace.is_none() => {
+                    Box::pin(self.begin_reconnect()).await?;
+                }
                 () = sleep_until_or_pending(self.grace) => return Err(Error::Reconnect),
+                () = sleep_until_or_pending(self.idle_release) => self.release_idle(),
             }
         }
     }
@@ -334,7 +352,7 @@ where
     /// A fresh link for a session; replaces any previous receivers.
     fn new_link(&mut self) -> Link {
         let (frames, frames_rx) = mpsc::channel(self.context.config.outgoing_capacity.max(1));
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = oneshot::channel();
         self.frames = Some(frames_rx);
         self.control = Some(control_rx);
         Link {
@@ -402,7 +420,18 @@ where
     }
 
     async fn flush(&mut self) -> Result<()> {
+        if self.json.capacity() > 0 || self.transport.holds_idle_memory() {
+            self.idle_release = Some(Instant::now() + IDLE_RELEASE);
+        }
         self.writer.flush().await.map_err(Error::from)
+    }
+
+    /// Most connections are idle most of the time: after [`IDLE_RELEASE`] without output they
+    /// keep no write buffer and no deflate context (the next payload rebuilds what it needs).
+    fn release_idle(&mut self) {
+        self.idle_release = None;
+        self.json = Vec::new();
+        self.transport.release_idle();
     }
 
     /// Sends the close frame (if any), waits briefly for the client's, and releases the session.
@@ -517,9 +546,9 @@ async fn next_frame(rx: &mut Option<mpsc::Receiver<OutFrame>>) -> Option<OutFram
     }
 }
 
-async fn next_control(rx: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+async fn next_control(rx: &mut Option<oneshot::Receiver<Control>>) -> Option<Control> {
     match rx {
-        Some(rx) => rx.recv().await,
+        Some(rx) => rx.await.ok(),
         None => pending().await,
     }
 }
@@ -535,7 +564,6 @@ async fn sleep_until_or_pending(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use concord_core::id::UserId;
-    use fastwebsockets::Role;
 
     /// A gateway with no shards: enough for connections that never identify.
     struct NoShards;
@@ -609,5 +637,20 @@ mod tests {
             .await
             .expect("a blocked ACK ends the connection")
             .unwrap();
+    }
+
+    #[test]
+    fn a_connection_task_stays_small() {
+        // Every socket's task is allocated at this size for its whole life; the rare, deep
+        // paths (Identify, resume, close) are boxed so that they do not count here.
+        let (_peer, server) = tokio::io::duplex(16);
+        let (context, _shutdown) = context();
+        let task = serve(
+            WebSocket::after_handshake(server, Role::Server),
+            ConnectParams::default(),
+            context,
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 3 * 1024, "the connection future takes {size} bytes");
     }
 }

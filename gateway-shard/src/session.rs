@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use concord_core::bus::Dispatch;
 use concord_core::gateway::Intents;
 use concord_core::id::{GuildId, RoleId, UserId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -38,7 +38,8 @@ pub(crate) struct Link {
     /// Connection number, so a superseded connection cannot detach its successor.
     pub(crate) id: u64,
     pub(crate) frames: mpsc::Sender<OutFrame>,
-    pub(crate) control: mpsc::UnboundedSender<Control>,
+    /// A oneshot: a link is told to close at most once, and is taken from the session to be told.
+    pub(crate) control: oneshot::Sender<Control>,
 }
 
 /// Something that arrived while the session was still loading its READY.
@@ -372,13 +373,9 @@ mod tests {
     fn link(
         id: u64,
         capacity: usize,
-    ) -> (
-        Link,
-        mpsc::Receiver<OutFrame>,
-        mpsc::UnboundedReceiver<Control>,
-    ) {
+    ) -> (Link, mpsc::Receiver<OutFrame>, oneshot::Receiver<Control>) {
         let (frames, frames_rx) = mpsc::channel(capacity);
-        let (control, control_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = oneshot::channel();
         (
             Link {
                 id,
@@ -399,7 +396,7 @@ mod tests {
     ) -> (
         Session,
         mpsc::Receiver<OutFrame>,
-        mpsc::UnboundedReceiver<Control>,
+        oneshot::Receiver<Control>,
     ) {
         let session = Session::new(
             SessionId::generate(0),

@@ -1,11 +1,12 @@
 //! The read side of a socket: a task that reassembles client messages and hands them to the
 //! connection task, so the connection's `select!` never cancels a half-read frame.
 
-use fastwebsockets::{OpCode, WebSocketError, WebSocketRead};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 use concord_core::gateway::MAX_CLIENT_PAYLOAD;
+
+use super::frames::{FrameReader, Opcode as OpCode, ReadError};
 
 /// Largest single frame read before the socket is given up on. Frames between the protocol
 /// limit and this are read in full and answered with 4002, so the close is delivered cleanly
@@ -33,29 +34,23 @@ pub(crate) enum Inbound {
 ///
 /// Fragments are reassembled here rather than by `FragmentCollector` so that the 4096-byte
 /// protocol limit bounds the reassembly buffer, not just each fragment.
-pub(crate) async fn read_loop<R>(mut ws: WebSocketRead<R>, tx: mpsc::Sender<Inbound>)
+pub(crate) async fn read_loop<R>(read: R, tx: mpsc::Sender<Inbound>)
 where
     R: AsyncRead + Unpin,
 {
-    ws.set_auto_close(false);
-    ws.set_auto_pong(false);
-    ws.set_max_message_size(MAX_FRAME);
-    // With automatic close and pong off, the reader never owes the peer a frame.
-    let mut no_obligations = |_| std::future::ready(Ok::<(), std::convert::Infallible>(()));
+    let mut ws = FrameReader::new(read, MAX_FRAME);
     let mut partial: Option<Vec<u8>> = None;
     let mut oversized = false;
+    // Whether the message being reassembled is TEXT, whose whole must be UTF-8.
+    let mut text = false;
     loop {
-        let frame = match ws.read_frame(&mut no_obligations).await {
+        let frame = match ws.next().await {
             Ok(frame) => frame,
-            Err(WebSocketError::FrameTooLarge) => {
+            Err(ReadError::TooLarge) => {
                 let _ = tx.send(Inbound::TooLarge).await;
                 return;
             }
-            Err(WebSocketError::InvalidUTF8) => {
-                let _ = tx.send(Inbound::Malformed).await;
-                return;
-            }
-            Err(_) => {
+            Err(ReadError::Protocol | ReadError::Closed) => {
                 let _ = tx.send(Inbound::Gone).await;
                 return;
             }
@@ -64,9 +59,12 @@ where
             OpCode::Text | OpCode::Binary if partial.is_some() || oversized => {
                 Some(Inbound::Malformed)
             }
-            OpCode::Text | OpCode::Binary if frame.fin => Some(whole(frame.payload.to_vec())),
+            OpCode::Text | OpCode::Binary if frame.fin => {
+                Some(whole(frame.opcode, frame.payload.to_vec()))
+            }
             OpCode::Text | OpCode::Binary => {
                 oversized = frame.payload.len() > MAX_CLIENT_PAYLOAD;
+                text = frame.opcode == OpCode::Text;
                 partial = (!oversized).then(|| frame.payload.to_vec());
                 None
             }
@@ -92,7 +90,7 @@ where
                         oversized = false;
                         Some(Inbound::TooLarge)
                     }
-                    (true, false) => partial.take().map(whole),
+                    (true, false) => partial.take().map(|p| whole(kind(text), p)),
                 }
             }
             OpCode::Close => {
@@ -112,9 +110,20 @@ where
     }
 }
 
-fn whole(payload: Vec<u8>) -> Inbound {
+fn kind(text: bool) -> OpCode {
+    if text {
+        OpCode::Text
+    } else {
+        OpCode::Binary
+    }
+}
+
+/// A complete message: too large, TEXT that is not UTF-8 (RFC 6455 §8.1), or one to hand on.
+fn whole(opcode: OpCode, payload: Vec<u8>) -> Inbound {
     if payload.len() > MAX_CLIENT_PAYLOAD {
         Inbound::TooLarge
+    } else if opcode == OpCode::Text && std::str::from_utf8(&payload).is_err() {
+        Inbound::Malformed
     } else {
         Inbound::Message(payload)
     }

@@ -1,0 +1,309 @@
+//! `bench setup`: creates accounts, bots, guilds and memberships through the public REST API
+//! only (register, applications, guilds, invites) and writes the fixture file.
+//!
+//! Guild `g` has members `(g·K + j) mod U` for `j < K`, the first being its owner, so that
+//! memberships spread evenly over the users.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::cli::SetupArgs;
+use crate::fixture::{self, Bot, Fixture, Guild, User};
+use crate::progress::Progress;
+use crate::report::Report;
+use crate::rest::{Call, Rest};
+use crate::target::Target;
+
+/// Guilds a user may be in (Discord's cap for user accounts, which Concord keeps).
+const MAX_GUILDS_PER_USER: usize = 100;
+
+/// Members of guild `g`: K users starting at g·K, wrapping around.
+pub fn members_of(guild: usize, per_guild: usize, users: usize) -> Vec<usize> {
+    (0..per_guild)
+        .map(|j| (guild * per_guild + j) % users)
+        .collect()
+}
+
+/// Runs setup and writes the fixture to `path`.
+///
+/// # Errors
+/// When the plan breaks a limit, or the server refuses a step (naming a missing route).
+pub async fn run(
+    target: &Target,
+    args: &SetupArgs,
+    path: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<Report> {
+    let users = args.users;
+    if users == 0 {
+        bail!("--users must be at least 1");
+    }
+    let per_guild = args.members_per_guild.unwrap_or(users);
+    if per_guild == 0 || per_guild > users {
+        bail!("--members-per-guild must be between 1 and --users ({users})");
+    }
+    let mut memberships = vec![0usize; users];
+    for g in 0..args.guilds {
+        for m in members_of(g, per_guild, users) {
+            memberships[m] += 1;
+        }
+    }
+    let busiest = memberships.iter().copied().max().unwrap_or(0);
+    if busiest > MAX_GUILDS_PER_USER {
+        bail!(
+            "some users would be in {busiest} guilds; a user may be in at most {MAX_GUILDS_PER_USER} \
+             (raise --users or lower --guilds / --members-per-guild)"
+        );
+    }
+    let mut report = Report::new("setup", &target.base, serde_json::to_value(args)?);
+    let started = Instant::now();
+    let rest = Arc::new(Rest::new(target, args.concurrency.max(1) * 2)?);
+    let prefix = args.prefix.clone().unwrap_or_else(|| {
+        rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(6)
+            .map(char::from)
+            .collect::<String>()
+            .to_lowercase()
+    });
+    let password = format!("bench-password-{prefix}");
+    let limit = Arc::new(Semaphore::new(args.concurrency.max(1)));
+
+    progress.phase("registering");
+    let registered = in_parallel(&limit, progress, "accounts", users, |i| {
+        let (rest, password) = (rest.clone(), password.clone());
+        let username = format!("{prefix}-u{i}");
+        async move {
+            let call = Call::new(
+                Method::POST,
+                "/auth/register",
+                "/auth/register".to_owned(),
+                None,
+            );
+            let body = rest
+                .expect_success(
+                    &call,
+                    Some(json!({"username": username, "password": password})),
+                )
+                .await?;
+            Ok(User {
+                id: text(&body, "user_id")?,
+                username,
+                token: text(&body, "token")?,
+            })
+        }
+    })
+    .await
+    .context("registering accounts")?;
+    let users_list = Arc::new(registered);
+
+    progress.phase("creating bots");
+    let bots = in_parallel(&limit, progress, "bots", args.bots, |i| {
+        let (rest, users_list) = (rest.clone(), users_list.clone());
+        let name = format!("{prefix}-b{i}");
+        async move {
+            let owner = i % users_list.len();
+            let auth = users_list[owner].token.as_str();
+            let call = Call::new(
+                Method::POST,
+                "/applications",
+                "/applications".to_owned(),
+                Some(auth),
+            );
+            let app = rest
+                .expect_success(&call, Some(json!({"name": name})))
+                .await?;
+            let id = text(&app, "id")?;
+            // Discord shows a bot token only on reset; Concord also returns it at creation.
+            let token = match app.get("token").and_then(Value::as_str) {
+                Some(token) => token.to_owned(),
+                None => {
+                    let call = Call::new(
+                        Method::POST,
+                        "/applications/{application_id}/bot/reset",
+                        format!("/applications/{id}/bot/reset"),
+                        Some(auth),
+                    );
+                    text(&rest.expect_success(&call, None).await?, "token")?
+                }
+            };
+            Ok(Bot { id, owner, token })
+        }
+    })
+    .await
+    .context("creating applications")?;
+
+    progress.phase("creating guilds");
+    let guilds = in_parallel(&limit, progress, "guilds", args.guilds, |g| {
+        let (rest, users_list) = (rest.clone(), users_list.clone());
+        let name = format!("{prefix} guild {g}");
+        async move {
+            let members = members_of(g, per_guild, users_list.len());
+            let owner = members[0];
+            let auth = Some(users_list[owner].token.as_str());
+            let call = Call::new(Method::POST, "/guilds", "/guilds".to_owned(), auth);
+            let guild = rest
+                .expect_success(&call, Some(json!({"name": name})))
+                .await?;
+            let id = text(&guild, "id")?;
+            let call = Call::new(
+                Method::GET,
+                "/guilds/{guild_id}/channels",
+                format!("/guilds/{id}/channels"),
+                auth,
+            );
+            let channels = rest.expect_success(&call, None).await?;
+            let channel_id = channels
+                .as_array()
+                .and_then(|list| list.iter().find(|c| c.get("type") == Some(&json!(0))))
+                .and_then(|c| c.get("id"))
+                .and_then(Value::as_str)
+                .with_context(|| format!("guild {id} has no text channel"))?
+                .to_owned();
+            Ok(Guild {
+                id,
+                channel_id,
+                owner,
+                members,
+            })
+        }
+    })
+    .await
+    .context("creating guilds")?;
+
+    progress.phase("inviting");
+    let invites = in_parallel(&limit, progress, "invites", guilds.len(), |g| {
+        let (rest, users_list) = (rest.clone(), users_list.clone());
+        let guild = guilds[g].clone();
+        async move {
+            let call = Call::new(
+                Method::POST,
+                "/channels/{channel_id}/invites",
+                format!("/channels/{}/invites", guild.channel_id),
+                Some(users_list[guild.owner].token.as_str()),
+            );
+            let invite = rest
+                .expect_success(&call, Some(json!({"max_age": 0, "max_uses": 0})))
+                .await?;
+            text(&invite, "code")
+        }
+    })
+    .await
+    .context("creating invites")?;
+
+    progress.phase("joining");
+    let joins: Vec<(usize, usize)> = guilds
+        .iter()
+        .enumerate()
+        .flat_map(|(g, guild)| guild.members.iter().skip(1).map(move |m| (g, *m)))
+        .collect();
+    let joins = Arc::new(joins);
+    let invites = Arc::new(invites);
+    in_parallel(&limit, progress, "memberships", joins.len(), |j| {
+        let (rest, users_list, joins, invites) = (
+            rest.clone(),
+            users_list.clone(),
+            joins.clone(),
+            invites.clone(),
+        );
+        async move {
+            let (g, member) = joins[j];
+            let call = Call::new(
+                Method::POST,
+                "/invites/{code}",
+                format!("/invites/{}", invites[g]),
+                Some(users_list[member].token.as_str()),
+            );
+            rest.expect_success(&call, None).await.map(|_| ())
+        }
+    })
+    .await
+    .context("joining guilds")?;
+
+    let fixture = Fixture {
+        version: fixture::VERSION,
+        target: target.base.clone(),
+        created_at: report.started_at.clone(),
+        users: Arc::try_unwrap(users_list).unwrap_or_else(|shared| (*shared).clone()),
+        bots,
+        guilds,
+    };
+    fixture.save(path)?;
+    report.count("users", fixture.users.len() as u64);
+    report.count("bots", fixture.bots.len() as u64);
+    report.count("guilds", fixture.guilds.len() as u64);
+    report.count("memberships", (joins.len() + fixture.guilds.len()) as u64);
+    report.real("seconds", started.elapsed().as_secs_f64());
+    report
+        .notes
+        .push(format!("fixture written to {}", path.display()));
+    Ok(report)
+}
+
+/// Runs `count` jobs with at most the semaphore's permits in flight; results in job order.
+/// The first failure stops the rest.
+async fn in_parallel<T, F, Fut>(
+    limit: &Arc<Semaphore>,
+    progress: &Progress,
+    what: &str,
+    count: usize,
+    job: F,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let mut set = JoinSet::new();
+    for i in 0..count {
+        let limit = limit.clone();
+        let work = job(i);
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await?;
+            work.await.map(|value| (i, value))
+        });
+    }
+    let mut results: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    let mut done = 0;
+    while let Some(joined) = set.join_next().await {
+        let (i, value) = joined.context("setup task")??;
+        results[i] = Some(value);
+        done += 1;
+        progress.status(format!("{done}/{count} {what}"));
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+fn text(body: &Value, field: &str) -> anyhow::Result<String> {
+    body.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("the answer has no `{field}`: {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memberships_spread_over_users() {
+        assert_eq!(members_of(0, 3, 10), [0, 1, 2]);
+        assert_eq!(members_of(3, 3, 10), [9, 0, 1]);
+        let mut count = [0; 10];
+        for g in 0..10 {
+            for m in members_of(g, 5, 10) {
+                count[m] += 1;
+            }
+        }
+        assert!(count.iter().all(|c| *c == 5));
+    }
+}
