@@ -34,9 +34,9 @@ pub enum Error {
     /// Password hashing or verification failed for a reason other than a wrong password.
     #[error("password hashing failed")]
     PasswordHash(#[source] argon2::password_hash::Error),
-    /// A blocking task panicked or was cancelled.
-    #[error("blocking task failed")]
-    Join(#[from] tokio::task::JoinError),
+    /// The password hashing threads are gone (a hashing job panicked, or shutdown).
+    #[error("password hashing unavailable")]
+    HashingStopped,
     /// Invalid configuration, reported by [`crate::AppState::new`].
     #[error("invalid argon2 parameters")]
     Config(#[source] argon2::Error),
@@ -182,7 +182,7 @@ impl IntoResponse for Error {
             }
             Self::Repo(ref source) => internal(&self, source),
             Self::PasswordHash(ref source) => internal(&self, source),
-            Self::Join(ref source) => internal(&self, source),
+            Self::HashingStopped => internal(&self, &self),
             Self::Config(ref source) => internal(&self, source),
         }
     }

@@ -19,7 +19,7 @@ use concord_core::gateway::{OpCode, MAX_CLIENT_PAYLOAD};
 use concord_core::json;
 use concord_core::token::{self, TokenKey};
 use fastwebsockets::{Frame, OpCode as WsOpCode, Payload, Role, WebSocket, WebSocketWrite};
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout, Duration, Instant};
 use tracing::{debug, field, info_span, Instrument};
@@ -33,12 +33,9 @@ use crate::op::{check_intents, check_shard};
 use crate::routing::SessionRouter;
 use crate::session::{Control, Link, Session, SessionId};
 use crate::shard::Shard;
-use crate::task::AbortOnDrop;
 use rate_limit::CommandBudget;
-use reader::Inbound;
+use reader::{Inbound, MessageReader};
 
-/// Client messages buffered between the reader and the connection task.
-const INBOUND_QUEUE: usize = 8;
 /// Frames written per wake-up before flushing, so a busy session coalesces its writes.
 const WRITE_BATCH: usize = 64;
 /// Largest frame copied into the writer's buffer rather than written with writev.
@@ -104,8 +101,6 @@ where
         // Frames above this go out with writev instead of through a copy buffer that would
         // keep the size of the largest small frame for the connection's life.
         write.set_writev_threshold(WRITE_COPY_LIMIT);
-        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let _reader = AbortOnDrop(tokio::spawn(reader::read_loop(read, inbound_tx)));
         let transport = Transport::new(params.compression, &context.config);
         let now = Instant::now();
         let mut connection = Connection {
@@ -116,7 +111,7 @@ where
             writer: write,
             transport: Transport::Plain,
             json: Vec::new(),
-            inbound,
+            reader: MessageReader::new(read),
             bound: None,
             frames: None,
             control: None,
@@ -158,7 +153,7 @@ struct Connection<S> {
     transport: Transport,
     /// Scratch buffer for frames being written.
     json: Vec<u8>,
-    inbound: mpsc::Receiver<Inbound>,
+    reader: MessageReader<ReadHalf<S>>,
     heartbeat_deadline: Instant,
     budget: CommandBudget,
     bound: Option<Bound>,
@@ -195,16 +190,13 @@ where
                     Some(Control::Close(error)) => return Err(error),
                     None => self.control = None,
                 },
-                inbound = self.inbound.recv() => match inbound {
-                    // Boxed, like the other rare paths below: an idle connection's task holds
-                    // only the select, not room for an Identify's or a resume's state.
-                    Some(inbound) => {
-                        if let Some(end) = Box::pin(self.on_inbound(inbound)).await? {
-                            return Ok(end);
-                        }
+                // Boxed, like the other rare paths below: an idle connection's task holds only
+                // the select, not room for an Identify's or a resume's state.
+                inbound = self.reader.next() => {
+                    if let Some(end) = Box::pin(self.on_inbound(inbound)).await? {
+                        return Ok(end);
                     }
-                    None => return Ok(End::Dropped),
-                },
+                }
                 frame = next_frame(&mut self.frames) => match frame {
                     Some(frame) => within(self.write_limit(), self.write_queued(frame)).await?,
                     // The session let go of this connection; its control message says why.
@@ -491,9 +483,9 @@ where
     /// close frame is not lost to a reset caused by unread client data.
     async fn linger(&mut self) {
         let deadline = Instant::now() + CLOSE_LINGER;
-        while let Ok(Some(inbound)) = timeout(
+        while let Ok(inbound) = timeout(
             deadline.saturating_duration_since(Instant::now()),
-            self.inbound.recv(),
+            self.reader.next(),
         )
         .await
         {
@@ -563,6 +555,7 @@ async fn sleep_until_or_pending(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::AbortOnDrop;
     use concord_core::id::UserId;
 
     /// A gateway with no shards: enough for connections that never identify.

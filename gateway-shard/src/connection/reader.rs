@@ -1,8 +1,6 @@
-//! The read side of a socket: a task that reassembles client messages and hands them to the
-//! connection task, so the connection's `select!` never cancels a half-read frame.
+//! The read side of a socket: client messages, reassembled from frames.
 
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
 
 use concord_core::gateway::MAX_CLIENT_PAYLOAD;
 
@@ -30,82 +28,104 @@ pub(crate) enum Inbound {
     Gone,
 }
 
-/// Reads until the socket ends or the connection task goes away.
+/// Turns frames into client messages: reassembles fragments (so that the 4096-byte protocol
+/// limit bounds the reassembly, not just each fragment) and sorts out control frames.
 ///
-/// Fragments are reassembled here rather than by `FragmentCollector` so that the 4096-byte
-/// protocol limit bounds the reassembly buffer, not just each fragment.
-pub(crate) async fn read_loop<R>(read: R, tx: mpsc::Sender<Inbound>)
-where
-    R: AsyncRead + Unpin,
-{
-    let mut ws = FrameReader::new(read, MAX_FRAME);
-    let mut partial: Option<Vec<u8>> = None;
-    let mut oversized = false;
-    // Whether the message being reassembled is TEXT, whose whole must be UTF-8.
-    let mut text = false;
-    loop {
-        let frame = match ws.next().await {
+/// [`MessageReader::next`] is cancel-safe: the frame reader keeps partial frames in its buffer
+/// and state changes only between awaits, so the connection task can `select!` on it directly
+/// instead of running a reader task and a queue per socket.
+pub(crate) struct MessageReader<R> {
+    frames: FrameReader<R>,
+    partial: Option<Vec<u8>>,
+    oversized: bool,
+    /// Whether the message being reassembled is TEXT, whose whole must be UTF-8.
+    text: bool,
+    /// Set once the socket ended or broke the protocol: nothing more will be read.
+    done: bool,
+}
+
+impl<R: AsyncRead + Unpin> MessageReader<R> {
+    pub(crate) fn new(read: R) -> Self {
+        Self {
+            frames: FrameReader::new(read, MAX_FRAME),
+            partial: None,
+            oversized: false,
+            text: false,
+            done: false,
+        }
+    }
+
+    /// The next thing to report; after a close, the socket's end or a fatal error, never
+    /// returns.
+    pub(crate) async fn next(&mut self) -> Inbound {
+        if self.done {
+            return std::future::pending().await;
+        }
+        loop {
+            if let Some(report) = self.read_one().await {
+                if matches!(
+                    report,
+                    Inbound::TooLarge | Inbound::Malformed | Inbound::Close(_) | Inbound::Gone
+                ) {
+                    self.done = true;
+                }
+                return report;
+            }
+        }
+    }
+
+    /// Reads one frame; `None` when it completed no report (a fragment, a pong).
+    async fn read_one(&mut self) -> Option<Inbound> {
+        let frame = match self.frames.next().await {
             Ok(frame) => frame,
-            Err(ReadError::TooLarge) => {
-                let _ = tx.send(Inbound::TooLarge).await;
-                return;
-            }
-            Err(ReadError::Protocol | ReadError::Closed) => {
-                let _ = tx.send(Inbound::Gone).await;
-                return;
-            }
+            Err(ReadError::TooLarge) => return Some(Inbound::TooLarge),
+            Err(ReadError::Protocol | ReadError::Closed) => return Some(Inbound::Gone),
         };
-        let report = match frame.opcode {
-            OpCode::Text | OpCode::Binary if partial.is_some() || oversized => {
+        match frame.opcode {
+            OpCode::Text | OpCode::Binary if self.partial.is_some() || self.oversized => {
                 Some(Inbound::Malformed)
             }
             OpCode::Text | OpCode::Binary if frame.fin => {
                 Some(whole(frame.opcode, frame.payload.to_vec()))
             }
             OpCode::Text | OpCode::Binary => {
-                oversized = frame.payload.len() > MAX_CLIENT_PAYLOAD;
-                text = frame.opcode == OpCode::Text;
-                partial = (!oversized).then(|| frame.payload.to_vec());
+                self.oversized = frame.payload.len() > MAX_CLIENT_PAYLOAD;
+                self.text = frame.opcode == OpCode::Text;
+                self.partial = (!self.oversized).then(|| frame.payload.to_vec());
                 None
             }
             OpCode::Continuation => {
-                match &mut partial {
+                match &mut self.partial {
                     Some(buffer) if buffer.len() + frame.payload.len() <= MAX_CLIENT_PAYLOAD => {
                         buffer.extend_from_slice(&frame.payload);
                     }
                     Some(_) => {
-                        partial = None;
-                        oversized = true;
+                        self.partial = None;
+                        self.oversized = true;
                     }
                     // A continuation without a start, unless we are skipping an oversized one.
-                    None if !oversized => {
-                        let _ = tx.send(Inbound::Malformed).await;
-                        return;
-                    }
+                    None if !self.oversized => return Some(Inbound::Malformed),
                     None => {}
                 }
-                match (frame.fin, oversized) {
+                match (frame.fin, self.oversized) {
                     (false, _) => None,
                     (true, true) => {
-                        oversized = false;
+                        self.oversized = false;
                         Some(Inbound::TooLarge)
                     }
-                    (true, false) => partial.take().map(|p| whole(kind(text), p)),
+                    (true, false) => {
+                        let kind = kind(self.text);
+                        self.partial.take().map(|p| whole(kind, p))
+                    }
                 }
             }
             OpCode::Close => {
                 let code = (frame.payload.len() >= 2)
                     .then(|| u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
-                let _ = tx.send(Inbound::Close(code)).await;
-                return;
+                Some(Inbound::Close(code))
             }
             OpCode::Ping => Some(Inbound::Ping(frame.payload.to_vec())),
             OpCode::Pong => None,
-        };
-        if let Some(report) = report {
-            if tx.send(report).await.is_err() {
-                return;
-            }
         }
     }
 }
