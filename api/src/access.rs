@@ -1,5 +1,10 @@
 //! Loads what a permission check needs (guild roles, the caller's membership, channel
 //! overwrites) and asks `concord_core::permissions::compute`, the one permission function.
+//!
+//! Scopes come from the store, or for the message hot paths from `scope_cache` (see
+//! [`ChannelScope::load_cached`]).
+
+use std::sync::Arc;
 
 use concord_core::bus::ChannelAccess;
 use concord_core::error_code;
@@ -14,8 +19,8 @@ use crate::state::AppState;
 /// The caller as a member of a guild.
 #[derive(Debug, Clone)]
 pub(crate) struct GuildScope {
-    /// Guild with roles.
-    pub(crate) guild: Guild,
+    /// Guild with roles (shared with the cache when loaded through it).
+    pub(crate) guild: Arc<Guild>,
     /// Every role and its permissions, `@everyone` included.
     pub(crate) roles: Vec<(RoleId, Permissions)>,
     /// Caller's membership.
@@ -40,13 +45,32 @@ impl GuildScope {
             .member(guild_id, user_id)
             .await?
             .ok_or(Error::from(error_code::MISSING_ACCESS))?;
+        Ok(Self::new(Arc::new(guild), member, user_id))
+    }
+
+    /// [`Self::load`] through the scope cache.
+    async fn load_cached(state: &AppState, guild_id: GuildId, user_id: UserId) -> Result<Self> {
+        let guild = state
+            .scopes
+            .guild(&*state.store, guild_id)
+            .await?
+            .ok_or(Error::from(error_code::UNKNOWN_GUILD))?;
+        let member = state
+            .scopes
+            .member(&*state.store, guild_id, user_id)
+            .await?
+            .ok_or(Error::from(error_code::MISSING_ACCESS))?;
+        Ok(Self::new(guild, Arc::unwrap_or_clone(member), user_id))
+    }
+
+    fn new(guild: Arc<Guild>, member: Member, user_id: UserId) -> Self {
         let roles = guild.roles.iter().map(|r| (r.id, r.permissions)).collect();
-        Ok(Self {
+        Self {
             guild,
             roles,
             member,
             user_id,
-        })
+        }
     }
 
     pub(crate) fn guild_id(&self) -> GuildId {
@@ -134,11 +158,35 @@ impl ChannelScope {
             .channel(channel_id)
             .await?
             .ok_or(Error::from(error_code::UNKNOWN_CHANNEL))?;
-        // Concord has guild channels only; a channel without a guild is nobody's to see.
-        let guild_id = channel
-            .guild_id
-            .ok_or(Error::from(error_code::MISSING_ACCESS))?;
-        let guild = match GuildScope::load(state, guild_id, user_id).await {
+        let guild_id = guild_of(&channel)?;
+        let guild = GuildScope::load(state, guild_id, user_id).await;
+        Self::check(channel, guild)
+    }
+
+    /// [`Self::load`] through the scope cache, for routes that use the scope only to decide and
+    /// to address events: it may be up to `scope_cache::SCOPE_TTL` old when the channel, guild
+    /// or membership was changed through another API process, and `channel.last_message_id` is
+    /// not current, so `channel` must not be sent to the client.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub(crate) async fn load_cached(
+        state: &AppState,
+        channel_id: ChannelId,
+        user_id: UserId,
+    ) -> Result<Self> {
+        let channel = state
+            .scopes
+            .channel(&*state.store, channel_id)
+            .await?
+            .ok_or(Error::from(error_code::UNKNOWN_CHANNEL))?;
+        let guild_id = guild_of(&channel)?;
+        let guild = GuildScope::load_cached(state, guild_id, user_id).await;
+        Self::check(Arc::unwrap_or_clone(channel), guild)
+    }
+
+    fn check(channel: Channel, guild: Result<GuildScope>) -> Result<Self> {
+        let guild = match guild {
             Err(Error::Code(row)) if row == error_code::UNKNOWN_GUILD => {
                 return Err(error_code::UNKNOWN_CHANNEL.into())
             }
@@ -168,6 +216,14 @@ impl ChannelScope {
     pub(crate) fn access(&self, required: Permissions) -> ChannelAccess {
         self.guild.access(&self.channel, required)
     }
+}
+
+/// The channel's guild: Concord has guild channels only, so a channel without one is nobody's
+/// to see.
+fn guild_of(channel: &Channel) -> Result<GuildId> {
+    channel
+        .guild_id
+        .ok_or(Error::from(error_code::MISSING_ACCESS))
 }
 
 fn require(held: Permissions, needed: Permissions) -> Result<()> {

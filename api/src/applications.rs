@@ -187,7 +187,10 @@ async fn reset_bot_token(
         return Err(error_code::MISSING_PERMISSIONS.into());
     }
     let bot: UserId = app.id.cast();
-    state.store.revoke_user_tokens(bot).await?;
+    let revoked = state.store.revoke_user_tokens(bot).await;
+    // Evicted whatever the outcome: a failed call may still have committed.
+    state.live_tokens.user_revoked(bot);
+    revoked?;
     let token = issue_token(&state, bot).await?;
     let close = BusMessage::CloseUserSessions {
         code: CloseCodeWire::from(CloseCode::AuthenticationFailed),

@@ -152,7 +152,10 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusCode> {
-    state.store.revoke_token(auth.token_id).await?;
+    let revoked = state.store.revoke_token(auth.token_id).await;
+    // Evicted whatever the outcome: a failed call may still have committed.
+    state.live_tokens.revoked(auth.token_id);
+    revoked?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -239,7 +239,10 @@ async fn modify_channel(
     if let Some(slowmode) = body.rate_limit_per_user {
         channel.rate_limit_per_user = u32::try_from(slowmode).unwrap_or(0);
     }
-    if !state.store.update_channel(&channel).await? {
+    let updated = state.store.update_channel(&channel).await;
+    // Invalidated whatever the outcome: a failed call may still have committed.
+    state.scopes.channel_changed(channel.id);
+    if !updated? {
         return Err(error_code::UNKNOWN_CHANNEL.into());
     }
     let mut update = events::dispatch(EventKind::ChannelUpdate, Some(scope.guild_id()), &channel);
@@ -264,7 +267,14 @@ async fn delete_channel(
     } else {
         Vec::new()
     };
-    if !state.store.delete_channel(scope.channel.id).await? {
+    let deleted = state.store.delete_channel(scope.channel.id).await;
+    // Invalidated whatever the outcome: a failed call may still have committed. The children
+    // lost their parent.
+    state.scopes.channel_changed(scope.channel.id);
+    for child in &orphans {
+        state.scopes.channel_changed(child.id);
+    }
+    if !deleted? {
         return Err(error_code::UNKNOWN_CHANNEL.into());
     }
     // Recipients are those who could see the channel before it went away.
@@ -285,7 +295,7 @@ async fn trigger_typing(
     auth: AuthUser,
     AppPath(path): AppPath<ChannelPath>,
 ) -> Result<StatusCode> {
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     scope.require(Permissions::SEND_MESSAGES)?;
     if !scope.channel.kind.accepts_messages() {
         return Err(error_code::NON_TEXT_CHANNEL.into());

@@ -61,8 +61,8 @@ async fn authenticate(header: &http::HeaderValue, state: &AppState) -> Result<Au
         .verify(token::strip_scheme(raw))
         .map_err(|_| Error::from(error_code::UNAUTHORIZED))?;
     if !state
-        .store
-        .token_is_live(claims.token_id, claims.user_id)
+        .live_tokens
+        .is_live(&*state.store, claims.token_id, claims.user_id)
         .await?
     {
         return Err(error_code::UNAUTHORIZED.into());

@@ -1,5 +1,7 @@
 //! Guilds: creation, settings, deletion, their channels and their members.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -212,7 +214,7 @@ async fn get_guild(
         None
     };
     Ok(Json(GuildWithCounts {
-        guild: scope.guild,
+        guild: Arc::unwrap_or_clone(scope.guild),
         approximate_member_count: counts,
         approximate_presence_count: counts.map(|_| 0),
     }))
@@ -312,11 +314,10 @@ async fn modify_guild(
     }
     errors.finish()?;
 
-    let guild = state
-        .store
-        .update_guild(scope.guild_id(), &patch)
-        .await?
-        .ok_or(Error::from(error_code::UNKNOWN_GUILD))?;
+    let updated = state.store.update_guild(scope.guild_id(), &patch).await;
+    // Invalidated whatever the outcome: a failed call may still have committed.
+    state.scopes.guild_changed(scope.guild_id());
+    let guild = updated?.ok_or(Error::from(error_code::UNKNOWN_GUILD))?;
     let update = events::dispatch(EventKind::GuildUpdate, Some(guild.id), &guild);
     events::to_guild(&state, guild.id, update).await;
     Ok(Json(guild))
@@ -352,7 +353,10 @@ async fn delete_guild(
         return Err(error_code::MISSING_PERMISSIONS.into());
     }
     let guild_id = scope.guild_id();
-    if !state.store.delete_guild(guild_id).await? {
+    let deleted = state.store.delete_guild(guild_id).await;
+    // Invalidated whatever the outcome: a failed call may still have committed.
+    state.scopes.guild_deleted(guild_id);
+    if !deleted? {
         return Err(error_code::UNKNOWN_GUILD.into());
     }
     let shards = state.bus.guild_shards(guild_id).await;

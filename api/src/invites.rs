@@ -202,11 +202,16 @@ async fn accept_invite(
     invite.metadata = None;
     // The join and the counted use commit together: a member re-accepting (even racing
     // itself) never burns a use, and concurrent joiners cannot overshoot `max_uses`.
-    let guild_id = match state
+    let accepted = state
         .store
         .accept_invite(&invite.code, auth.user_id, Timestamp::now())
-        .await?
-    {
+        .await;
+    // A membership left through another API process may still be cached here; the rejoin
+    // must not be judged by it.
+    if let Ok(InviteAcceptance::Joined(guild_id)) = accepted {
+        state.scopes.member_changed(guild_id, auth.user_id);
+    }
+    let guild_id = match accepted? {
         InviteAcceptance::Joined(guild_id) => guild_id,
         InviteAcceptance::AlreadyMember(_) => return Ok(Json(invite)),
         InviteAcceptance::Unavailable => return Err(error_code::UNKNOWN_INVITE.into()),

@@ -10,7 +10,9 @@
 //! - [`error`] is the one error type and its mapping to Discord's error bodies;
 //! - [`extract`] holds the token and body/path/query extractors;
 //! - `access` loads permission contexts, `events` publishes dispatches to the bus,
-//!   `ratelimit` and `telemetry` wrap every request.
+//!   `ratelimit` and `telemetry` wrap every request;
+//! - `token_cache` and `scope_cache` (over `ttl_map`) spare the hot paths store round trips
+//!   for token liveness and permission contexts; every write route invalidates them.
 
 mod access;
 mod applications;
@@ -28,8 +30,11 @@ mod messages;
 mod password;
 mod ratelimit;
 mod reactions;
+mod scope_cache;
 mod state;
 mod telemetry;
+mod token_cache;
+mod ttl_map;
 mod users;
 mod validate;
 

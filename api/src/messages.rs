@@ -6,7 +6,8 @@ use axum::{Json, Router};
 use concord_core::error_code;
 use concord_core::gateway::EventKind;
 use concord_core::id::{ChannelId, GuildId, MessageId, MessageMarker, RoleId, UserId};
-use concord_core::model::Message;
+use concord_core::model::message::MessageReference;
+use concord_core::model::{Message, User};
 use concord_core::permissions::Permissions;
 use concord_core::repo::{MessagePage, NewMessage};
 use concord_core::timestamp::Timestamp;
@@ -143,22 +144,35 @@ fn parse_mentions(content: &str) -> ParsedMentions {
     parsed
 }
 
+/// Mentions that count, with the mentioned users as the message shows them.
+#[derive(Debug)]
+struct ResolvedMentions {
+    users: Vec<User>,
+    roles: Vec<RoleId>,
+    everyone: bool,
+}
+
+impl ResolvedMentions {
+    fn user_ids(&self) -> Vec<UserId> {
+        self.users.iter().map(|u| u.id).collect()
+    }
+}
+
 /// Keeps the mentions that count: guild members, roles of the guild, and `@everyone`/`@here`
 /// only with MENTION_EVERYONE.
 async fn resolve_mentions(
     state: &AppState,
     scope: &ChannelScope,
     content: &str,
-) -> Result<ParsedMentions> {
+) -> Result<ResolvedMentions> {
     let parsed = parse_mentions(content);
     let mut users = Vec::with_capacity(parsed.users.len());
     for user in parsed.users {
-        if state
-            .store
-            .member_roles(scope.guild_id(), user)
-            .await?
-            .is_some()
-        {
+        let member = state
+            .scopes
+            .member(&*state.store, scope.guild_id(), user)
+            .await?;
+        if let Some(user) = member.and_then(|m| m.user.clone()) {
             users.push(user);
         }
     }
@@ -169,7 +183,7 @@ async fn resolve_mentions(
         .filter(|id| *id != everyone_role && scope.guild.roles.iter().any(|(role, _)| role == id))
         .collect();
     let everyone = parsed.everyone && scope.permissions.contains(Permissions::MENTION_EVERYONE);
-    Ok(ParsedMentions {
+    Ok(ResolvedMentions {
         users,
         roles,
         everyone,
@@ -228,7 +242,7 @@ async fn list_messages(
     };
     errors.finish()?;
 
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     if !scope
         .permissions
         .contains(Permissions::READ_MESSAGE_HISTORY)
@@ -248,7 +262,7 @@ async fn get_message(
     auth: AuthUser,
     AppPath(path): AppPath<MessagePath>,
 ) -> Result<Json<Message>> {
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     scope.require(Permissions::READ_MESSAGE_HISTORY)?;
     let message = state
         .store
@@ -285,7 +299,7 @@ async fn create_message(
         return Err(error_code::EMPTY_MESSAGE.into());
     }
 
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     if !scope.channel.kind.accepts_messages() {
         return Err(error_code::NON_TEXT_CHANNEL.into());
     }
@@ -312,7 +326,7 @@ async fn create_message(
             _ => None,
         };
         match target {
-            Some(target) => referenced = Some(target.id),
+            Some(target) => referenced = Some(target),
             None if reference.fail_if_not_exists.unwrap_or(true) => {
                 return Err(Error::field(
                     &["message_reference"],
@@ -324,6 +338,15 @@ async fn create_message(
         }
     }
     let mentions = resolve_mentions(&state, &scope, &content).await?;
+    let author = match &scope.guild.member.user {
+        Some(user) => user.clone(),
+        None => state
+            .store
+            .users(&[auth.user_id])
+            .await?
+            .pop()
+            .ok_or(Error::from(error_code::UNKNOWN_USER))?,
+    };
 
     let id: MessageId = state.ids.next();
     let new = NewMessage {
@@ -334,24 +357,66 @@ async fn create_message(
         id,
         kind: if referenced.is_some() { TYPE_REPLY } else { 0 },
         mention_everyone: mentions.everyone,
-        mention_roles: mentions.roles,
-        mentions: mentions.users.clone(),
-        nonce: nonce.clone(),
-        referenced_message_id: referenced,
+        mention_roles: mentions.roles.clone(),
+        mentions: mentions.user_ids(),
+        nonce,
+        referenced_message_id: referenced.as_ref().map(|target| target.id),
         tts,
     };
     state.store.insert_message(&new).await?;
-    let mut message = state
-        .store
-        .message(scope.channel.id, id, auth.user_id)
-        .await?
-        .ok_or(Error::from(error_code::UNKNOWN_MESSAGE))?;
-    message.guild_id = Some(scope.guild_id());
-    if message.nonce.is_none() {
-        message.nonce = body.nonce.filter(|_| nonce.is_some());
-    }
+    let message = inserted_message(new, author, mentions.users, body.nonce, referenced);
     publish_message(&state, &scope, EventKind::MessageCreate, &message).await;
     Ok(Json(message))
+}
+
+/// The message just inserted, as the store would read it back (that read is a round trip per
+/// post saved): nothing edited, pinned or reacted yet, the nonce echoed as sent, and a reply's
+/// target without its own `referenced_message`, like every reply target the store returns.
+fn inserted_message(
+    new: NewMessage,
+    author: User,
+    mentions: Vec<User>,
+    nonce: Option<Value>,
+    referenced: Option<Message>,
+) -> Message {
+    let message_reference = referenced.as_ref().map(|target| MessageReference {
+        channel_id: Some(new.channel_id),
+        fail_if_not_exists: None,
+        guild_id: new.guild_id,
+        message_id: Some(target.id),
+        kind: 0,
+    });
+    let referenced_message = referenced.map(|mut target| {
+        target.referenced_message = None;
+        Some(Box::new(target))
+    });
+    Message {
+        attachments: Vec::new(),
+        author,
+        channel_id: new.channel_id,
+        components: Vec::new(),
+        content: new.content,
+        edited_timestamp: None,
+        embeds: Vec::new(),
+        flags: 0,
+        guild_id: new.guild_id,
+        id: new.id,
+        member: None,
+        mention_everyone: new.mention_everyone,
+        mention_roles: new.mention_roles,
+        mentions,
+        message_reference,
+        // Stored only when valid; what is stored is this value's JSON text.
+        nonce: nonce.filter(|_| new.nonce.is_some()),
+        pinned: false,
+        reactions: Vec::new(),
+        referenced_message,
+        timestamp: Timestamp::from_unix_ms(
+            i64::try_from(new.id.timestamp_ms()).unwrap_or_default(),
+        ),
+        tts: new.tts,
+        kind: new.kind,
+    }
 }
 
 async fn edit_message(
@@ -366,7 +431,7 @@ async fn edit_message(
     }
     errors.finish()?;
 
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     let message = state
         .store
         .message(scope.channel.id, path.message_id, auth.user_id)
@@ -389,7 +454,7 @@ async fn edit_message(
             scope.channel.id,
             message.id,
             &content,
-            &mentions.users,
+            &mentions.user_ids(),
             mentions.everyone,
             Timestamp::now(),
         )
@@ -443,7 +508,7 @@ async fn delete_message(
     auth: AuthUser,
     AppPath(path): AppPath<MessagePath>,
 ) -> Result<StatusCode> {
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     let message = state
         .store
         .message(scope.channel.id, path.message_id, auth.user_id)

@@ -199,7 +199,7 @@ async fn add_own_reaction(
     AppPath(path): AppPath<ReactionPath>,
 ) -> Result<StatusCode> {
     let emoji = emoji_or_reject(&path.emoji)?;
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     scope.require(Permissions::READ_MESSAGE_HISTORY)?;
     let message = load_message(&state, &scope, path.message_id, auth.user_id).await?;
     let emoji = emoji.on(&message);
@@ -245,7 +245,7 @@ async fn remove_own_reaction(
     AppPath(path): AppPath<ReactionPath>,
 ) -> Result<StatusCode> {
     let emoji = emoji_or_reject(&path.emoji)?;
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     remove(&state, &scope, path.message_id, auth.user_id, &emoji).await
 }
 
@@ -255,7 +255,7 @@ async fn remove_user_reaction(
     AppPath(path): AppPath<UserReactionPath>,
 ) -> Result<StatusCode> {
     let emoji = emoji_or_reject(&path.emoji)?;
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     if path.user_id != auth.user_id {
         scope.require(Permissions::MANAGE_MESSAGES)?;
     }
@@ -307,7 +307,7 @@ async fn list_reactors(
     validate::range(&mut errors, &["limit"], limit, 1, REACTORS_PAGE_MAX);
     errors.finish()?;
     let emoji = emoji_or_reject(&path.emoji)?;
-    let scope = ChannelScope::load(&state, path.channel_id, auth.user_id).await?;
+    let scope = ChannelScope::load_cached(&state, path.channel_id, auth.user_id).await?;
     scope.require(Permissions::READ_MESSAGE_HISTORY)?;
     let message = load_message(&state, &scope, path.message_id, auth.user_id).await?;
     let emoji = emoji.on(&message);

@@ -11,9 +11,11 @@ use crate::config::ApiConfig;
 use crate::error::Error;
 use crate::password::Passwords;
 use crate::ratelimit::RateLimiter;
+use crate::scope_cache::ScopeCache;
+use crate::token_cache::TokenCache;
 
 /// Everything the handlers share: storage, the event bus, token keys, the id generator,
-/// configuration, the password hasher and the rate limiter.
+/// configuration, the password hasher, the rate limiter and the caches in front of the store.
 #[derive(Clone)]
 pub struct AppState {
     /// Storage.
@@ -28,6 +30,11 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub(crate) passwords: Passwords,
     pub(crate) limiter: Arc<RateLimiter>,
+    /// Token ids known live; revocations must go through it.
+    pub(crate) live_tokens: Arc<TokenCache>,
+    /// Channels, guilds and memberships read by permission checks; their changes must go
+    /// through it.
+    pub(crate) scopes: Arc<ScopeCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -39,7 +46,7 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state; builds the password hasher and the rate limiter once.
+    /// Assembles the state; builds the password hasher, the rate limiter and the caches once.
     ///
     /// # Errors
     /// [`Error::Config`] when the Argon2 parameters are out of bounds.
@@ -60,6 +67,8 @@ impl AppState {
             config: Arc::new(config),
             passwords,
             limiter,
+            live_tokens: Arc::default(),
+            scopes: Arc::default(),
         })
     }
 }

@@ -133,10 +133,11 @@ async fn modify_current_user(
     }
     errors.finish()?;
 
-    let user = state
-        .store
-        .update_user(auth.user_id, &patch)
-        .await
+    let updated = state.store.update_user(auth.user_id, &patch).await;
+    // Cached memberships embed the user; invalidated whatever the outcome, as a failed call
+    // may still have committed.
+    state.scopes.user_changed(auth.user_id);
+    let user = updated
         .on_constraint(constraint::USER_USERNAME, username_taken)?
         .ok_or(Error::from(error_code::UNAUTHORIZED))?;
     events::to_user(
@@ -237,7 +238,10 @@ async fn leave_guild(
         .member(guild.id, auth.user_id)
         .await?
         .ok_or(Error::from(error_code::UNKNOWN_GUILD))?;
-    if !state.store.remove_member(guild.id, auth.user_id).await? {
+    let removed = state.store.remove_member(guild.id, auth.user_id).await;
+    // Invalidated whatever the outcome: a failed call may still have committed.
+    state.scopes.member_changed(guild.id, auth.user_id);
+    if !removed? {
         return Err(error_code::UNKNOWN_GUILD.into());
     }
     announce_departure(&state, guild.id, auth.user_id, member.user).await?;

@@ -8,6 +8,7 @@ mod auth;
 mod channels;
 mod gateway;
 mod guilds;
+mod invalidation;
 mod invites;
 mod messages;
 mod protocol;
