@@ -54,11 +54,16 @@ macro_rules! member_columns {
 }
 pub(crate) use member_columns;
 
-/// Channel columns read into [`crate::row::ChannelRow`].
+/// Channel columns read into [`crate::row::ChannelRow`], from table `channel` (unaliased).
+///
+/// `last_message_id` is derived from the `(channel_id, message_id)` index rather than stored: a
+/// stored copy cost every message POST an UPDATE of its channel's row, which also serialised
+/// concurrent posts to one channel on that row's lock.
 macro_rules! channel_columns {
     () => {
         "channel_id, guild_id, kind, name, topic, position, nsfw, parent_id, rate_limit_per_user, flags, \
-         last_message_id, permission_overwrites"
+         (select max(message.message_id) from message where message.channel_id = channel.channel_id) \
+         as last_message_id, permission_overwrites"
     };
 }
 pub(crate) use channel_columns;
@@ -564,8 +569,8 @@ macro_rules! define_statements {
         ) -> $crate::Result<()> {
             sqlx::query(
                 "insert into channel (channel_id, guild_id, kind, name, topic, position, nsfw, parent_id, \
-                 rate_limit_per_user, flags, last_message_id, permission_overwrites, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                 rate_limit_per_user, flags, permission_overwrites, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
             )
             .bind(channel.id.to_i64())
             .bind(channel.guild_id.map(|g| g.to_i64()))
@@ -577,7 +582,6 @@ macro_rules! define_statements {
             .bind(channel.parent_id.map(|p| p.to_i64()))
             .bind(i64::from(channel.rate_limit_per_user))
             .bind($crate::row::bits_to_db(channel.flags))
-            .bind(channel.last_message_id.map(|m| m.to_i64()))
             .bind(overwrites_json)
             .bind(now)
             .execute(ex)
@@ -732,23 +736,6 @@ macro_rules! define_statements {
             .bind(message_id)
             .bind(role_id)
             .bind(position)
-            .execute(ex)
-            .await?;
-            Ok(())
-        }
-
-        /// Never moves backwards, should inserts commit out of id order.
-        pub(crate) async fn bump_channel_last_message<'e, E: Executor<'e, Database = $db>>(
-            ex: E,
-            channel_id: i64,
-            message_id: i64,
-        ) -> $crate::Result<()> {
-            sqlx::query(
-                "update channel set last_message_id = $2 \
-                 where channel_id = $1 and (last_message_id is null or last_message_id < $2)",
-            )
-            .bind(channel_id)
-            .bind(message_id)
             .execute(ex)
             .await?;
             Ok(())

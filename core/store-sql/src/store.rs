@@ -440,6 +440,10 @@ macro_rules! impl_store {
                 message: &concord_core::repo::NewMessage,
             ) -> concord_core::repo::RepoResult<()> {
                 let message_id = message.id.to_i64();
+                if message.mentions.is_empty() && message.mention_roles.is_empty() {
+                    // One statement needs no transaction: most messages cost one round trip.
+                    return Ok($sql::insert_message(&self.pool, message).await?);
+                }
                 let mut tx = self.pool.begin().await.map_err($crate::Error::from)?;
                 $sql::insert_message(&mut *tx, message).await?;
                 for (position, user) in (0_i64..).zip(&message.mentions) {
@@ -455,8 +459,6 @@ macro_rules! impl_store {
                     )
                     .await?;
                 }
-                $sql::bump_channel_last_message(&mut *tx, message.channel_id.to_i64(), message_id)
-                    .await?;
                 tx.commit().await.map_err($crate::Error::from)?;
                 Ok(())
             }
