@@ -9,6 +9,7 @@ mod rate_limit;
 mod reader;
 
 use std::future::{pending, Future};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use concord_core::token::{self, TokenKey};
 use fastwebsockets::{Frame, OpCode as WsOpCode, Payload, Role, WebSocket, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep_until, timeout, Duration, Instant};
+use tokio::time::{sleep_until, timeout, Duration, Instant, Sleep};
 use tracing::{debug, field, info_span, Instrument};
 
 use crate::compression::{Compression, Transport, IDLE_RELEASE};
@@ -105,7 +106,7 @@ where
         let now = Instant::now();
         let mut connection = Connection {
             id,
-            heartbeat_deadline: now + context.config.heartbeat_timeout(),
+            heartbeat: Box::pin(sleep_until(now + context.config.heartbeat_timeout())),
             budget: CommandBudget::new(now),
             context,
             writer: write,
@@ -116,7 +117,9 @@ where
             frames: None,
             control: None,
             grace: None,
-            idle_release: None,
+            idle_timer: Box::pin(sleep_until(now)),
+            idle_armed: false,
+            last_output: now,
         };
         let end = match transport {
             Ok(transport) => {
@@ -154,15 +157,21 @@ struct Connection<S> {
     /// Scratch buffer for frames being written.
     json: Vec<u8>,
     reader: MessageReader<ReadHalf<S>>,
-    heartbeat_deadline: Instant,
+    /// Fires when the client has been silent too long (4009); reset by each heartbeat.
+    heartbeat: Pin<Box<Sleep>>,
     budget: CommandBudget,
     bound: Option<Bound>,
     frames: Option<mpsc::Receiver<OutFrame>>,
     control: Option<oneshot::Receiver<Control>>,
     /// When the server closes after having sent op 7.
     grace: Option<Instant>,
-    /// When an idle connection gives back its write buffers and compression context.
-    idle_release: Option<Instant>,
+    /// Checks whether output has stopped for [`IDLE_RELEASE`], so that the connection can give
+    /// back its write buffers and compression context. Timers live as long as the connection
+    /// and are re-armed lazily: a timer made and dropped per loop turn cost two timer-wheel
+    /// operations per delivered event.
+    idle_timer: Pin<Box<Sleep>>,
+    idle_armed: bool,
+    last_output: Instant,
 }
 
 impl<S> Connection<S>
@@ -179,10 +188,16 @@ where
         if params.encoding.as_deref().is_some_and(|e| e != "json") {
             return Err(Error::UnsupportedEncoding);
         }
-        let mut shutdown = self.context.shutdown.clone();
-        if *shutdown.borrow_and_update() {
+        let mut watch = self.context.shutdown.clone();
+        if *watch.borrow_and_update() {
             self.begin_reconnect().await?;
         }
+        // One future for the connection's life: a `changed()` per loop turn registered and
+        // removed a waiter on the shared watch for every delivered event.
+        let shutdown = async move {
+            let _ = watch.wait_for(|down| *down).await;
+        };
+        let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
@@ -202,12 +217,12 @@ where
                     // The session let go of this connection; its control message says why.
                     None => self.frames = None,
                 },
-                () = sleep_until(self.heartbeat_deadline) => return Err(Error::HeartbeatTimeout),
-                _ = shutdown.changed(), if self.grace.is_none() => {
+                () = &mut self.heartbeat => return Err(Error::HeartbeatTimeout),
+                () = &mut shutdown, if self.grace.is_none() => {
                     Box::pin(self.begin_reconnect()).await?;
                 }
                 () = sleep_until_or_pending(self.grace) => return Err(Error::Reconnect),
-                () = sleep_until_or_pending(self.idle_release) => self.release_idle(),
+                () = &mut self.idle_timer, if self.idle_armed => self.on_idle_timer(),
             }
         }
     }
@@ -251,7 +266,8 @@ where
         let command: ClientFrame = json::from_slice(&mut payload).map_err(|_| Error::Decode)?;
         match command.op {
             op if op == OpCode::Heartbeat as i64 => {
-                self.heartbeat_deadline = now + self.context.config.heartbeat_timeout();
+                let deadline = now + self.context.config.heartbeat_timeout();
+                self.heartbeat.as_mut().reset(deadline);
                 if let (Some(bound), Some(seq)) = (&self.bound, command.d.as_u64()) {
                     bound.session.acknowledge(seq);
                 }
@@ -412,16 +428,25 @@ where
     }
 
     async fn flush(&mut self) -> Result<()> {
-        if self.json.capacity() > 0 || self.transport.holds_idle_memory() {
-            self.idle_release = Some(Instant::now() + IDLE_RELEASE);
+        self.last_output = Instant::now();
+        if !self.idle_armed && (self.json.capacity() > 0 || self.transport.holds_idle_memory()) {
+            self.idle_timer
+                .as_mut()
+                .reset(self.last_output + IDLE_RELEASE);
+            self.idle_armed = true;
         }
         self.writer.flush().await.map_err(Error::from)
     }
 
     /// Most connections are idle most of the time: after [`IDLE_RELEASE`] without output they
     /// keep no write buffer and no deflate context (the next payload rebuilds what it needs).
-    fn release_idle(&mut self) {
-        self.idle_release = None;
+    fn on_idle_timer(&mut self) {
+        let quiet_since = self.last_output + IDLE_RELEASE;
+        if Instant::now() < quiet_since {
+            self.idle_timer.as_mut().reset(quiet_since);
+            return;
+        }
+        self.idle_armed = false;
         self.json = Vec::new();
         self.transport.release_idle();
     }
