@@ -1,8 +1,9 @@
 //! One task per socket: HELLO, heartbeats, the command budget, Identify/Resume routing, and
 //! writing the session's frames through the connection's compression context.
 //!
-//! The task `select!`s over the next client message (from the reader task), the shard's
-//! control messages, the session's outgoing frames, the heartbeat deadline and shutdown.
+//! The task `select!`s over the next client message (read from the socket in the same task; see
+//! `reader`), the session's close signal, its outgoing frames, the heartbeat deadline, the idle
+//! timer and shutdown.
 
 mod frames;
 mod rate_limit;
