@@ -67,13 +67,8 @@ impl Passwords {
     /// PHC string of a fresh salted hash.
     pub(crate) async fn hash(&self, password: String) -> Result<String> {
         let argon = Arc::clone(&self.argon);
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            hash_in_place(&argon, password.as_bytes(), salt.as_salt())
-                .map(|h| h.to_string())
-                .map_err(Error::PasswordHash)
-        })
-        .await?
+        self.run(move || hash_in_place(&argon, password.as_bytes()).map_err(Error::PasswordHash))
+            .await?
     }
 
     /// Whether `password` matches `phc`; with no stored hash it spends the same work and says no.
@@ -85,12 +80,7 @@ impl Passwords {
             let phc = match phc {
                 Some(phc) => phc,
                 None => decoy
-                    .get_or_init(|| {
-                        let salt = SaltString::generate(&mut OsRng);
-                        hash_in_place(&argon, b"concord-decoy", salt.as_salt())
-                            .map(|h| h.to_string())
-                            .unwrap_or_default()
-                    })
+                    .get_or_init(|| hash_in_place(&argon, b"concord-decoy").unwrap_or_default())
                     .clone(),
             };
             let parsed = match PasswordHash::new(&phc) {
@@ -106,56 +96,40 @@ impl Passwords {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn hash_then_verify() {
-        let p = Passwords::new(Argon2Params {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap();
-        let phc = p.hash("correct horse".to_owned()).await.unwrap();
-        assert!(phc.starts_with("$argon2id$"));
-        assert!(p
-            .verify("correct horse".to_owned(), Some(phc.clone()))
-            .await
-            .unwrap());
-        assert!(!p.verify("wrong".to_owned(), Some(phc)).await.unwrap());
-        assert!(!p.verify("concord-decoy".to_owned(), None).await.unwrap());
-    }
-}
-
 thread_local! {
     /// The hashing thread's working memory, reused by every hash it runs.
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `argon.hash_password`, with the thread's reusable working memory.
-fn hash_in_place<'a>(
+/// A fresh PHC string of `password` under `argon`'s settings (Argon2id, version 0x13).
+fn hash_in_place(argon: &Argon2<'_>, password: &[u8]) -> password_hash::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = output_in_place(argon, password, salt.as_salt())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(hash),
+    };
+    Ok(phc.to_string())
+}
+
+/// The raw Argon2 output, computed in the thread's reusable working memory.
+fn output_in_place(
     argon: &Argon2<'_>,
     password: &[u8],
-    salt: Salt<'a>,
-) -> password_hash::Result<PasswordHash<'a>> {
+    salt: Salt<'_>,
+) -> password_hash::Result<Output> {
     let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
     let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
     let params = argon.params();
     let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let hash = MEMORY.with_borrow_mut(|memory| {
+    MEMORY.with_borrow_mut(|memory| {
         memory.resize(params.block_count(), Block::default());
         Output::init_with(output_len, |out| {
             Ok(argon.hash_password_into_with_memory(password, salt_bytes, out, &mut *memory)?)
         })
-    })?;
-    Ok(PasswordHash {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params)?,
-        salt: Some(salt),
-        hash: Some(hash),
     })
 }
 
@@ -176,9 +150,8 @@ fn verify_in_place(password: &[u8], stored: &PasswordHash<'_>) -> password_hash:
         .unwrap_or_default();
     let params = Params::try_from(stored)?;
     let argon = Argon2::new(algorithm, version, params);
-    let computed = hash_in_place(&argon, password, salt)?;
     // `Output`'s equality is constant-time.
-    Ok(computed.hash == Some(expected))
+    Ok(output_in_place(&argon, password, salt)? == expected)
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -207,4 +180,61 @@ fn start_threads(count: usize) -> mpsc::Sender<Job> {
         }
     }
     jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let p = Passwords::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let phc = p.hash("correct horse".to_owned()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(p
+            .verify("correct horse".to_owned(), Some(phc.clone()))
+            .await
+            .unwrap());
+        assert!(!p.verify("wrong".to_owned(), Some(phc)).await.unwrap());
+        assert!(!p.verify("concord-decoy".to_owned(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn verifies_hashes_made_by_argon2s_own_hasher() {
+        use argon2::password_hash::PasswordHasher;
+        // Stored hashes from before the reusable working memory, with other parameters too.
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(128, 2, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = other
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        let p = Passwords::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        assert!(p
+            .verify("correct horse".to_owned(), Some(phc.clone()))
+            .await
+            .unwrap());
+        assert!(!p.verify("wrong".to_owned(), Some(phc)).await.unwrap());
+        // And ours verify with argon2's own verifier.
+        let ours = p.hash("correct horse".to_owned()).await.unwrap();
+        use argon2::password_hash::PasswordVerifier;
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+    }
 }
