@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The test command: services, formatting, lints, every workspace test (SQLite, PostgreSQL, real
-# sockets, twilight), then the discord.py, hikari and discord.js end-to-end scripts against a
-# running server.
+# sockets, twilight, Redis standalone and Redis Cluster), the discord.py, hikari and discord.js
+# end-to-end scripts against a running server, then the same clients and the cluster tests against
+# a local cluster of separate api, router and shard processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/concord-target}"
 export CONCORD_TEST_POSTGRES_URL="${CONCORD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 bash scripts/services.sh
+# A 3-master Redis Cluster (ports 7101-7103) for the Redis adapter's conformance suite and the
+# cluster tests.
+bash scripts/redis-cluster.sh up
 
 # Scratch databases from earlier runs are dropped so they do not pile up.
 psql "$CONCORD_TEST_POSTGRES_URL" -Atc "select datname from pg_database where datname like 'concord_test_%'" \
@@ -18,3 +22,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash scripts/dpy_smoke.sh
 bash scripts/client_smoke.sh
+bash scripts/cluster_test.sh

@@ -12,13 +12,22 @@ use axum::Router;
 use concord_core::repo::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+/// A dependency `/readyz` checks besides the database (Redis, the slot table).
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Err` with a short, secret-free reason when the process cannot serve.
+    async fn check(&self) -> Result<(), String>;
+}
+
 /// What the admin endpoints look at.
 #[derive(Clone)]
 pub struct AdminState {
     /// Metrics renderer.
     pub metrics: PrometheusHandle,
-    /// Storage, pinged for readiness.
-    pub store: Arc<dyn Store>,
+    /// Storage, pinged for readiness (a router has none).
+    pub store: Option<Arc<dyn Store>>,
+    /// Further readiness checks.
+    pub checks: Vec<Arc<dyn Readiness>>,
     /// False until the public listener serves and after shutdown begins.
     pub ready: Arc<AtomicBool>,
 }
@@ -57,11 +66,17 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     if !state.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting or draining").into_response();
     }
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(error) => {
+    if let Some(store) = &state.store {
+        if let Err(error) = store.ping().await {
             tracing::warn!(%error, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
         }
     }
+    for check in &state.checks {
+        if let Err(why) = check.check().await {
+            tracing::warn!(reason = %why, "readiness check failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+        }
+    }
+    (StatusCode::OK, "ready").into_response()
 }

@@ -2,12 +2,14 @@
 //! sharing one port for REST and the gateway, with an admin listener beside it.
 //!
 //! - [`config`]: flags and `CONCORD_*` variables;
-//! - [`server`]: composition of the components, start and shutdown;
+//! - [`server`]: composition of the all-in-one server, start and shutdown;
+//! - [`role`]: the cluster roles (`api`, `router`, `shard`) and `cluster init|status`;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`telemetry`]: tracing and the Prometheus recorder.
 
 pub mod admin;
 pub mod config;
+pub mod role;
 pub mod server;
 pub mod telemetry;
 

@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use clap::Parser;
+use concord::config::Role;
+use concord::role::{cluster_command, RoleServer};
 use concord::{telemetry, Config, Server};
 
 /// mimalloc returns freed pages to the system within about a second; with glibc's malloc, the
@@ -20,12 +22,36 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("concord: invalid configuration: {error}");
         std::process::exit(2);
     }
-    tracing::info!(?config, "starting concord");
-    let server = Server::start(config).await.context("starting concord")?;
-    tracing::info!(addr = %server.addr(), admin = %server.admin_addr(), "concord is serving");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    server.shutdown().await;
+    match config.role.clone() {
+        None => {
+            tracing::info!(?config, "starting concord");
+            let server = Server::start(config).await.context("starting concord")?;
+            tracing::info!(addr = %server.addr(), admin = %server.admin_addr(), "concord is serving");
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+        }
+        Some(Role::Cluster { action }) => {
+            if let Err(error) = cluster_command(&config, action).await {
+                eprintln!("concord cluster: {error:#}");
+                std::process::exit(1);
+            }
+        }
+        Some(role) => {
+            tracing::info!(?config, ?role, "starting concord role");
+            let server = match RoleServer::start(config).await {
+                Ok(server) => server,
+                Err(error) => {
+                    eprintln!("concord {role:?}: {error:#}");
+                    std::process::exit(1);
+                }
+            };
+            tracing::info!(addr = ?server.addr(), admin = %server.admin_addr(), ?role, "serving");
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+        }
+    }
     Ok(())
 }
 

@@ -14,12 +14,13 @@ use axum::response::Response;
 use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
 use concord_api::AppState;
-use concord_bus_local::LocalBus;
-use concord_core::bus::{EventBus, ShardId};
+use concord_bus_local::{LocalBus, LocalTopology};
+use concord_core::bus::EventBus;
 use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::token::TokenKey;
-use concord_gateway_shard::{Shard, ShardConfig};
-use concord_router::GatewayRouter;
+use concord_core::topology::Topology;
+use concord_gateway_shard::{NodeConfig, ShardConfig, ShardNode};
+use concord_router::{GatewayRouter, RouterParts};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -78,9 +79,10 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
-        let shard_ids: Vec<ShardId> = (0..config.shards).collect();
-        let bus = LocalBus::new(shard_ids.clone());
-        let bus_port: Arc<dyn EventBus> = bus;
+        // One node over the in-process topology holds every slot: the same membership and
+        // slot code the cluster runs, with nobody to share the slots with.
+        let bus_port: Arc<dyn EventBus> = LocalBus::new(config.shards);
+        let topology: Arc<dyn Topology> = Arc::new(LocalTopology::new(config.shards));
         let shard_config = ShardConfig {
             heartbeat_interval: Duration::from_millis(config.heartbeat_interval_ms),
             resume_gateway_url: gateway_url.clone(),
@@ -91,22 +93,25 @@ impl Server {
         shard_config
             .validate()
             .context("gateway shard configuration")?;
-        let shards: Vec<Arc<Shard>> = shard_ids
-            .iter()
-            .map(|id| {
-                Shard::new(
-                    *id,
-                    shard_config.clone(),
-                    store.clone(),
-                    bus_port.clone(),
-                    tokens.clone(),
-                )
-            })
-            .collect();
-        for shard in &shards {
-            tasks.spawn(Arc::clone(shard).run(wait_for_stop(stopped.clone())));
-        }
-        let gateway = Arc::new(GatewayRouter::new(shards));
+        let shard_config = Arc::new(shard_config);
+        let node = ShardNode::start(
+            NodeConfig::local(),
+            shard_config.clone(),
+            store.clone(),
+            bus_port.clone(),
+            topology.clone(),
+            tokens.clone(),
+        )
+        .await
+        .context("starting the gateway shards")?;
+        tasks.spawn(Arc::clone(&node).run(wait_for_stop(stopped.clone())));
+        let gateway = Arc::new(GatewayRouter::new(RouterParts {
+            config: shard_config,
+            tokens: tokens.clone(),
+            topology: topology.clone(),
+            local: Some(node),
+            tickets: None,
+        }));
 
         let api_config = ApiConfig {
             privileged_intents_by_default: config.privileged_intents_default,
@@ -117,7 +122,7 @@ impl Server {
             },
             ..ApiConfig::new(gateway_url)
         };
-        let state = AppState::new(store.clone(), bus_port, tokens, ids, api_config)
+        let state = AppState::new(store.clone(), bus_port, topology, tokens, ids, api_config)
             .context("api configuration")?;
         let app = concord_api::router(state).layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -132,7 +137,8 @@ impl Server {
         ));
         let admin_app = admin::router(AdminState {
             metrics,
-            store,
+            store: Some(store),
+            checks: Vec::new(),
             ready: Arc::clone(&ready),
         });
         let admin_stop = wait_for_stop(stopped.clone());

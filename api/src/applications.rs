@@ -196,7 +196,7 @@ async fn reset_bot_token(
         code: CloseCodeWire::from(CloseCode::AuthenticationFailed),
         user_id: bot,
     };
-    events::to_user_shard(&state, bot, close).await;
+    events::to_user_slot(&state, bot, close).await;
     Ok(Json(TokenResponse { token }))
 }
 

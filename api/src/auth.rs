@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use concord_core::bus::BusMessage;
 use concord_core::id::{GenericMarker, UserId};
 use concord_core::repo::{constraint, NewUser};
 use concord_core::timestamp::Timestamp;
@@ -11,6 +12,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FormErrors, Result, ResultExt};
+use crate::events;
 use crate::extract::{AppJson, AuthUser};
 use crate::state::AppState;
 use crate::validate::{self, code};
@@ -156,6 +158,12 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> Result<StatusC
     // Evicted whatever the outcome: a failed call may still have committed.
     state.live_tokens.revoked(auth.token_id);
     revoked?;
+    // The token's gateway sessions end too (4004), on whichever process holds them.
+    let revoked = BusMessage::TokenRevoked {
+        token_id: auth.token_id,
+        user_id: auth.user_id,
+    };
+    events::to_user_slot(&state, auth.user_id, revoked).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -37,6 +37,9 @@ pub enum Error {
     /// The password hashing threads are gone (a hashing job panicked, or shutdown).
     #[error("password hashing unavailable")]
     HashingStopped,
+    /// The cluster (event bus or topology) cannot be reached: the write was not made.
+    #[error("cluster unavailable: {0}")]
+    Cluster(String),
     /// Invalid configuration, reported by [`crate::AppState::new`].
     #[error("invalid argon2 parameters")]
     Config(#[source] argon2::Error),
@@ -184,6 +187,10 @@ impl IntoResponse for Error {
             Self::PasswordHash(ref source) => internal(&self, source),
             Self::HashingStopped => internal(&self, &self),
             Self::Config(ref source) => internal(&self, source),
+            Self::Cluster(ref why) => {
+                tracing::error!(error = %why, "cluster unavailable");
+                row_response(error_code::UNAVAILABLE, None)
+            }
         }
     }
 }

@@ -190,14 +190,18 @@ async fn create_guild(
         system_channel_id: Some(general_id),
         created_at: Timestamp::now(),
     };
-    state.store.create_guild(&new_guild).await?;
+    let hold = events::hold_join(&state, guild_id, auth.user_id).await?;
+    if let Err(error) = state.store.create_guild(&new_guild).await {
+        hold.release(&state).await;
+        return Err(error.into());
+    }
+    // The owner's shard subscribes their sessions and sends them GUILD_CREATE.
+    hold.announce(&state).await;
     let guild = state
         .store
         .guild(guild_id)
         .await?
         .ok_or(Error::from(error_code::UNKNOWN_GUILD))?;
-    // The owner's shard subscribes their sessions and sends them GUILD_CREATE.
-    events::announce_join(&state, guild_id, auth.user_id).await;
     Ok((StatusCode::CREATED, Json(guild)))
 }
 
@@ -359,14 +363,14 @@ async fn delete_guild(
     if !deleted? {
         return Err(error_code::UNKNOWN_GUILD.into());
     }
-    let shards = state.bus.guild_shards(guild_id).await;
+    let slots = events::interested(&state, guild_id).await;
     let gone = events::dispatch(
         EventKind::GuildDelete,
         Some(guild_id),
         &GuildGone { id: guild_id },
     );
-    events::to_shards(&state, &shards, BusMessage::Dispatch(gone.into())).await;
-    events::to_shards(&state, &shards, BusMessage::GuildRemoved { guild_id }).await;
+    events::to_slots(&state, &slots, BusMessage::Dispatch(gone.into())).await;
+    events::to_slots(&state, &slots, BusMessage::GuildRemoved { guild_id }).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

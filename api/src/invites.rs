@@ -200,6 +200,7 @@ async fn accept_invite(
 ) -> Result<Json<Invite>> {
     let mut invite = live_invite(&state, &path.code).await?;
     invite.metadata = None;
+    let hold = events::hold_join(&state, invite.guild_id, auth.user_id).await?;
     // The join and the counted use commit together: a member re-accepting (even racing
     // itself) never burns a use, and concurrent joiners cannot overshoot `max_uses`.
     let accepted = state
@@ -211,16 +212,27 @@ async fn accept_invite(
     if let Ok(InviteAcceptance::Joined(guild_id)) = accepted {
         state.scopes.member_changed(guild_id, auth.user_id);
     }
-    let guild_id = match accepted? {
-        InviteAcceptance::Joined(guild_id) => guild_id,
-        InviteAcceptance::AlreadyMember(_) => return Ok(Json(invite)),
-        InviteAcceptance::Unavailable => return Err(error_code::UNKNOWN_INVITE.into()),
+    let guild_id = match accepted {
+        Ok(InviteAcceptance::Joined(guild_id)) => guild_id,
+        other => {
+            // Nothing joined (already a member, invite gone, or the write failed).
+            hold.release(&state).await;
+            return match other? {
+                InviteAcceptance::AlreadyMember(_) => Ok(Json(invite)),
+                _ => Err(error_code::UNKNOWN_INVITE.into()),
+            };
+        }
     };
-    let member = state
-        .store
-        .member(guild_id, auth.user_id)
-        .await?
-        .ok_or(Error::from(error_code::UNKNOWN_MEMBER))?;
+    let member = match state.store.member(guild_id, auth.user_id).await {
+        Ok(Some(member)) => member,
+        failed => {
+            // Joined, but gone again (or unreadable): the shard still handles the join and
+            // releases the hold, finding the user is no longer a member if so.
+            hold.announce(&state).await;
+            failed?;
+            return Err(error_code::UNKNOWN_MEMBER.into());
+        }
+    };
     let added = events::dispatch(
         EventKind::GuildMemberAdd,
         Some(guild_id),
@@ -228,6 +240,6 @@ async fn accept_invite(
     );
     events::to_guild(&state, guild_id, added).await;
     // The joiner's shard subscribes their sessions and sends them GUILD_CREATE.
-    events::announce_join(&state, guild_id, auth.user_id).await;
+    hold.announce(&state).await;
     Ok(Json(invite))
 }

@@ -6,6 +6,7 @@ use concord_core::bus::EventBus;
 use concord_core::repo::Store;
 use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::token::TokenKey;
+use concord_core::topology::Topology;
 
 use crate::config::ApiConfig;
 use crate::error::Error;
@@ -20,8 +21,10 @@ use crate::token_cache::TokenCache;
 pub struct AppState {
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// Event bus to the gateway shards.
+    /// Event bus to the gateway shards' slots.
     pub bus: Arc<dyn EventBus>,
+    /// Slot count and the guild interest registry.
+    pub topology: Arc<dyn Topology>,
     /// Token signing key.
     pub tokens: TokenKey,
     /// Snowflake generator of this process.
@@ -53,6 +56,7 @@ impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
+        topology: Arc<dyn Topology>,
         tokens: TokenKey,
         ids: Arc<SnowflakeGenerator>,
         config: ApiConfig,
@@ -62,6 +66,7 @@ impl AppState {
         Ok(Self {
             store,
             bus,
+            topology,
             tokens,
             ids,
             config: Arc::new(config),

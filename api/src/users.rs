@@ -262,7 +262,7 @@ pub(crate) async fn announce_departure(
         &GuildGone { id: guild_id },
     );
     events::to_user(state, user_id, gone).await;
-    events::to_user_shard(state, user_id, BusMessage::GuildLeft { guild_id, user_id }).await;
+    events::to_user_slot(state, user_id, BusMessage::GuildLeft { guild_id, user_id }).await;
     let user = match user {
         Some(user) => user,
         None => state

@@ -9,11 +9,12 @@ use axum::body::Body;
 use axum::Router;
 use bytes::Bytes;
 use concord_api::{router, ApiConfig, AppState, Argon2Params, RateLimitConfig};
-use concord_bus_local::LocalBus;
+use concord_bus_local::{LocalBus, LocalTopology};
 use concord_core::bus::{BusMessage, Dispatch, EventBus, ShardId, Subscription};
 use concord_core::id::{ChannelId, GuildId, UserId};
 use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::token::TokenKey;
+use concord_core::topology::{self, Topology};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -64,7 +65,7 @@ pub fn test_config() -> ApiConfig {
 
 pub struct TestApp {
     pub router: Router,
-    pub bus: Arc<LocalBus>,
+    pub topology: Arc<LocalTopology>,
     subscriptions: Mutex<HashMap<ShardId, Box<dyn Subscription>>>,
 }
 
@@ -188,14 +189,16 @@ impl TestApp {
         let store = concord_store_sql::connect(url)
             .await
             .expect("store connects and migrates");
-        let bus = LocalBus::new(SHARDS.to_vec());
+        let bus = LocalBus::new(SHARDS.len() as u16);
+        let topology = Arc::new(LocalTopology::new(SHARDS.len() as u16));
         let mut subscriptions = HashMap::new();
         for shard in SHARDS {
-            subscriptions.insert(shard, bus.subscribe(shard).await);
+            subscriptions.insert(shard, bus.subscribe(shard).await.expect("subscribes"));
         }
         let state = AppState::new(
             store,
-            bus.clone(),
+            bus,
+            topology.clone(),
             TokenKey::new(&[7u8; 32]),
             Arc::new(SnowflakeGenerator::new(1, 1)),
             config,
@@ -203,7 +206,7 @@ impl TestApp {
         .expect("valid config");
         Self {
             router: router(state),
-            bus,
+            topology,
             subscriptions: Mutex::new(subscriptions),
         }
     }
@@ -331,7 +334,10 @@ impl TestApp {
             .parse()
             .expect("id");
         for shard in SHARDS {
-            self.bus.add_interest(shard, id).await;
+            self.topology
+                .change_interest(shard, &[(id, 1)])
+                .await
+                .expect("in-memory interest");
         }
         TestGuild {
             id,
@@ -439,7 +445,7 @@ impl TestApp {
     }
 
     pub fn user_shard(&self, user: UserId) -> ShardId {
-        self.bus.user_shard(user)
+        topology::user_slot(user, SHARDS.len() as u16)
     }
 }
 

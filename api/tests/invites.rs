@@ -171,7 +171,9 @@ async fn accept_invite_joins_and_publishes(app: TestApp) {
     let joiner_shard = app.user_shard(joiner.id);
     // Interest is held for the joiner's shard before the join is announced, so a message posted
     // before that shard subscribes the joiner's sessions still reaches it.
-    let interested = concord_core::bus::EventBus::guild_shards(&*app.bus, guild.id).await;
+    let interested = concord_core::topology::Topology::interested_slots(&*app.topology, guild.id)
+        .await
+        .unwrap();
     assert!(interested.contains(&joiner_shard));
     let on_joiner_shard = app.published(joiner_shard).await;
     let on_other = app.published(1 - joiner_shard).await;

@@ -13,8 +13,8 @@ use crate::id::{GuildId, RoleId, UserId};
 use crate::model::channel::{ChannelType, PermissionOverwrite};
 use crate::permissions::{self, ChannelContext, GuildContext, MemberContext, Permissions};
 
-/// Ordinal of a gateway shard in the cluster.
-pub type ShardId = u16;
+/// A slot: the unit of session ownership, whose state machine is a gateway `Shard`.
+pub type ShardId = crate::topology::SlotId;
 
 /// What a recipient must be allowed to see for a channel-scoped event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,13 @@ pub enum BusMessage {
         /// User.
         user_id: UserId,
     },
+    /// A token was revoked (logout): close the sessions identified with it (4004).
+    TokenRevoked {
+        /// Revoked token's id.
+        token_id: u64,
+        /// Its user.
+        user_id: UserId,
+    },
 }
 
 /// Close code as carried on the bus.
@@ -123,29 +130,24 @@ impl From<CloseCode> for CloseCodeWire {
 #[error("event bus: {0}")]
 pub struct BusError(pub String);
 
-/// A shard's subscription.
+/// A slot's subscription.
 #[async_trait]
 pub trait Subscription: Send {
-    /// Next message; `None` when the bus is shut down.
+    /// Next message, in publish order; `None` when the bus is shut down. Transport failures are
+    /// retried inside the subscription, which resumes where it stopped.
     async fn next(&mut self) -> Option<BusMessage>;
 }
 
-/// The event bus and its interest registry.
+/// The event bus: an ordered, back-pressured channel per slot. Who is interested in what lives
+/// in [`crate::topology::Topology`].
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    /// Publishes to one shard.
+    /// Publishes `message` once to each of `slots`, awaiting every append.
     ///
     /// # Errors
-    /// When the transport fails.
-    async fn publish(&self, shard: ShardId, message: BusMessage) -> Result<(), BusError>;
-    /// Shards with sessions interested in the guild (may include stale ones, never misses).
-    async fn guild_shards(&self, guild: GuildId) -> Vec<ShardId>;
-    /// Shard owning the user's sessions.
-    fn user_shard(&self, user: UserId) -> ShardId;
-    /// Records that a shard has a session in the guild (counted per session).
-    async fn add_interest(&self, shard: ShardId, guild: GuildId);
-    /// Drops one session's interest.
-    async fn remove_interest(&self, shard: ShardId, guild: GuildId);
-    /// Subscribes to a shard's channel.
-    async fn subscribe(&self, shard: ShardId) -> Box<dyn Subscription>;
+    /// When the transport fails for any slot (the others may have been appended).
+    async fn publish(&self, slots: &[ShardId], message: BusMessage) -> Result<(), BusError>;
+    /// Subscribes to a slot's channel from its current end: messages published after this call
+    /// returns are delivered, in order.
+    async fn subscribe(&self, slot: ShardId) -> Result<Box<dyn Subscription>, BusError>;
 }

@@ -5,7 +5,8 @@
 //! - [`model`] REST/gateway wire objects; [`gateway`] opcodes, close codes, intents, payloads;
 //! - [`error_code`] the Discord JSON error-code table;
 //! - [`token`] client token minting and verification;
-//! - [`repo`] and [`bus`] the ports that storage and event-bus adapters implement.
+//! - [`repo`], [`bus`] and [`topology`] the ports that storage, event-bus and cluster adapters
+//!   implement.
 //!
 //! This crate performs no I/O: no sockets, no database, no async runtime.
 
@@ -23,3 +24,4 @@ pub mod shard_math;
 pub mod snowflake;
 pub mod timestamp;
 pub mod token;
+pub mod topology;

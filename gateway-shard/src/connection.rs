@@ -30,9 +30,10 @@ use crate::compression::{Compression, Transport, IDLE_RELEASE};
 use crate::config::ShardConfig;
 use crate::error::{close_reason, Error, Result};
 use crate::frame::{self, OutFrame};
+use crate::link::{LinkInbound, RemoteLink};
 use crate::metrics;
 use crate::op::{check_intents, check_shard};
-use crate::routing::SessionRouter;
+use crate::routing::{RemoteHost, SessionHost, SessionRouter};
 use crate::session::{Control, Link, Session, SessionId};
 use crate::shard::Shard;
 use rate_limit::CommandBudget;
@@ -56,6 +57,8 @@ pub struct ConnectParams {
     pub encoding: Option<String>,
     /// `compress`.
     pub compression: Compression,
+    /// A session link from a router, which has sent HELLO and compresses for the client.
+    pub linked: bool,
 }
 
 /// What every connection shares: how to find shards, the settings, the token key and the
@@ -145,9 +148,14 @@ enum End {
 }
 
 /// A session this connection serves.
-struct Bound {
-    shard: Arc<Shard>,
-    session: Arc<Session>,
+enum Bound {
+    /// In a shard of this process.
+    Local {
+        shard: Arc<Shard>,
+        session: Arc<Session>,
+    },
+    /// In another process, through a session link (boxed: most connections are local).
+    Remote(Box<RemoteLink>),
 }
 
 struct Connection<S> {
@@ -182,7 +190,9 @@ where
     async fn run(&mut self, params: &ConnectParams) -> Result<End> {
         let interval =
             u64::try_from(self.context.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
-        self.send_now(&frame::hello(interval)).await?;
+        if !params.linked {
+            self.send_now(&frame::hello(interval)).await?;
+        }
         if params.version.as_deref().is_some_and(|v| v != "10") {
             return Err(Error::InvalidApiVersion);
         }
@@ -218,6 +228,9 @@ where
                     // The session let go of this connection; its control message says why.
                     None => self.frames = None,
                 },
+                inbound = next_linked(&mut self.bound) => {
+                    within(self.write_limit(), self.write_linked(inbound)).await?;
+                }
                 () = &mut self.heartbeat => return Err(Error::HeartbeatTimeout),
                 () = &mut shutdown, if self.grace.is_none() => {
                     Box::pin(self.begin_reconnect()).await?;
@@ -264,26 +277,37 @@ where
         if !self.budget.spend(now) {
             return Err(Error::RateLimited);
         }
+        // Decoding reuses the buffer; a payload that may be forwarded over a link is kept.
+        let raw = (!matches!(self.bound, Some(Bound::Local { .. }))).then(|| payload.clone());
         let command: ClientFrame = json::from_slice(&mut payload).map_err(|_| Error::Decode)?;
+        if let (Some(Bound::Remote(link)), Some(raw)) = (&mut self.bound, &raw) {
+            // The shard process answers everything; this side keeps only its own deadline.
+            if command.op == OpCode::Heartbeat as i64 {
+                let deadline = now + self.context.config.heartbeat_timeout();
+                self.heartbeat.as_mut().reset(deadline);
+            }
+            return link.send(raw).await;
+        }
         match command.op {
             op if op == OpCode::Heartbeat as i64 => {
                 let deadline = now + self.context.config.heartbeat_timeout();
                 self.heartbeat.as_mut().reset(deadline);
-                if let (Some(bound), Some(seq)) = (&self.bound, command.d.as_u64()) {
-                    bound.session.acknowledge(seq);
+                if let (Some(Bound::Local { session, .. }), Some(seq)) =
+                    (&self.bound, command.d.as_u64())
+                {
+                    session.acknowledge(seq);
                 }
                 self.send_now(frame::HEARTBEAT_ACK).await
             }
-            op if op == OpCode::Identify as i64 => self.on_identify(command.d).await,
-            op if op == OpCode::Resume as i64 => self.on_resume(command.d).await,
+            op if op == OpCode::Identify as i64 => self.on_identify(command.d, raw).await,
+            op if op == OpCode::Resume as i64 => self.on_resume(command.d, raw).await,
             op if op == OpCode::RequestGuildMembers as i64 => {
-                let bound = self.bound.as_ref().ok_or(Error::NotAuthenticated)?;
+                let Some(Bound::Local { shard, session }) = &self.bound else {
+                    return Err(Error::NotAuthenticated);
+                };
                 let request: RequestGuildMembers =
                     serde_json::from_value(command.d).map_err(|_| Error::Decode)?;
-                bound
-                    .shard
-                    .request_guild_members(&bound.session, request)
-                    .await
+                shard.request_guild_members(session, request).await
             }
             op if [
                 OpCode::PresenceUpdate,
@@ -304,7 +328,7 @@ where
         }
     }
 
-    async fn on_identify(&mut self, data: serde_json::Value) -> Result<()> {
+    async fn on_identify(&mut self, data: serde_json::Value, raw: Option<Vec<u8>>) -> Result<()> {
         if self.bound.is_some() {
             return Err(Error::AlreadyAuthenticated);
         }
@@ -312,30 +336,66 @@ where
         let claims = verify(&self.context.tokens, &identify.token)?;
         check_shard(identify.shard)?;
         check_intents(identify.intents)?;
-        let shard = self
+        let host = self
             .context
             .router
             .route_identify(claims.user_id)
             .ok_or(Error::NoLiveShard)?;
+        let shard = match host {
+            SessionHost::Local(shard) => shard,
+            SessionHost::Remote(remote) => return self.link_to(&remote, raw).await,
+        };
         let link = self.new_link();
         let started = Instant::now();
         let (session, first) = shard.identify(claims, &identify, link).await?;
         ::metrics::histogram!(metrics::IDENTIFY_SECONDS).record(started.elapsed().as_secs_f64());
         debug!(guilds = first.len().saturating_sub(1), "identified");
-        self.bound = Some(Bound { shard, session });
+        self.bound = Some(Bound::Local { shard, session });
         self.write_all(&first).await
     }
 
-    async fn on_resume(&mut self, data: serde_json::Value) -> Result<()> {
+    /// Serves the session through a link to the process holding its slot.
+    async fn link_to(&mut self, host: &RemoteHost, raw: Option<Vec<u8>>) -> Result<()> {
+        let raw = raw.ok_or(Error::Decode)?;
+        let link = RemoteLink::open(host, &raw).await?;
+        self.bound = Some(Bound::Remote(Box::new(link)));
+        Ok(())
+    }
+
+    /// Writes what the shard process sent over the link, and whatever else is waiting.
+    async fn write_linked(&mut self, first: LinkInbound) -> Result<()> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(inbound) = next.take() {
+            match inbound {
+                LinkInbound::Payload(json) => self.send(&json).await?,
+                LinkInbound::Closed(Some(code)) => return Err(Error::ClosedByServer(code)),
+                // The shard process went away: the client reconnects and resumes or identifies.
+                LinkInbound::Closed(None) => return Err(Error::Cluster("link lost".to_owned())),
+            }
+            written += 1;
+            if written < WRITE_BATCH {
+                if let Some(Bound::Remote(link)) = &mut self.bound {
+                    next = link.try_next();
+                }
+            }
+        }
+        self.flush().await?;
+        self.release_scratch();
+        Ok(())
+    }
+
+    async fn on_resume(&mut self, data: serde_json::Value, raw: Option<Vec<u8>>) -> Result<()> {
         if self.bound.is_some() {
             return Err(Error::AlreadyAuthenticated);
         }
         let resume: Resume = serde_json::from_value(data).map_err(|_| Error::Decode)?;
         let claims = verify(&self.context.tokens, &resume.token)?;
-        let shard = SessionId::parse(&resume.session_id)
+        let host = SessionId::parse(&resume.session_id)
             .and_then(|id| self.context.router.route_resume(id));
-        let resumed = match shard {
-            Some(shard) => {
+        let resumed = match host {
+            Some(SessionHost::Remote(remote)) => return self.link_to(&remote, raw).await,
+            Some(SessionHost::Local(shard)) => {
                 let link = self.new_link();
                 shard
                     .resume(claims, &resume, link)
@@ -347,7 +407,7 @@ where
         match resumed {
             Some((shard, session, replay)) => {
                 debug!(replayed = replay.len().saturating_sub(1), "resumed");
-                self.bound = Some(Bound { shard, session });
+                self.bound = Some(Bound::Local { shard, session });
                 self.write_all(&replay).await
             }
             None => {
@@ -500,8 +560,18 @@ where
                 error.keeps_session()
             }
         };
-        if let Some(bound) = self.bound.take() {
-            bound.shard.release(&bound.session, self.id, keep).await;
+        match self.bound.take() {
+            Some(Bound::Local { shard, session }) => shard.release(&session, self.id, keep).await,
+            // A client's own close is passed on, so that the shard drops or keeps the session
+            // as it would for a direct client; otherwise the link just ends (session kept).
+            Some(Bound::Remote(mut link)) => {
+                if let Ok(End::ClientClosed(Some(code))) = &end {
+                    link.close(*code).await;
+                } else if let Ok(End::ClientClosed(None)) = &end {
+                    link.close(1000).await;
+                }
+            }
+            None => {}
         }
     }
 
@@ -564,6 +634,13 @@ async fn next_frame(rx: &mut Option<mpsc::Receiver<OutFrame>>) -> Option<OutFram
     }
 }
 
+async fn next_linked(bound: &mut Option<Bound>) -> LinkInbound {
+    match bound {
+        Some(Bound::Remote(link)) => link.next().await,
+        _ => pending().await,
+    }
+}
+
 async fn next_control(rx: &mut Option<oneshot::Receiver<Control>>) -> Option<Control> {
     match rx {
         Some(rx) => rx.await.ok(),
@@ -588,11 +665,11 @@ mod tests {
     struct NoShards;
 
     impl SessionRouter for NoShards {
-        fn route_identify(&self, _: UserId) -> Option<Arc<Shard>> {
+        fn route_identify(&self, _: UserId) -> Option<SessionHost> {
             None
         }
 
-        fn route_resume(&self, _: SessionId) -> Option<Arc<Shard>> {
+        fn route_resume(&self, _: SessionId) -> Option<SessionHost> {
             None
         }
     }

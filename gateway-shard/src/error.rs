@@ -66,6 +66,9 @@ pub enum Error {
     /// Storage failure.
     #[error(transparent)]
     Store(#[from] RepoError),
+    /// The cluster (bus, topology or a link to another process) failed.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// Transport compression failure.
     #[error("compression: {0}")]
     Compression(String),
@@ -106,6 +109,7 @@ impl Error {
             | Self::Reconnect
             | Self::NoLiveShard
             | Self::Store(_)
+            | Self::Cluster(_)
             | Self::Compression(_)
             | Self::Config { .. } => CloseCode::UnknownError,
             Self::ClosedByServer(code) => return Some(*code),

@@ -5,12 +5,14 @@
 //! the once-encoded event per session with only the sequence number added. Sessions keep a
 //! bounded replay buffer and outlive their socket for the resume window.
 //!
-//! - [`shard`]: the shard, its bus consumer and reaper;
+//! - [`shard`]: one slot's shard, its bus consumer and reaper;
+//! - [`node`]: a process's membership and the slots it holds ([`ShardNode`]);
+//! - [`link`]: session links between a router and the shard process holding a slot;
 //! - [`connection`]: the per-socket task (HELLO, heartbeats, limits, Identify/Resume);
 //! - `session`: sequence numbers, replay, subscriptions, per-recipient filtering;
 //! - `op`: Identify, Resume and Request Guild Members;
 //! - [`compression`]: `zlib-stream` / `zstd-stream` transport contexts and their memory budget;
-//! - [`routing`]: the [`SessionRouter`] port the router implements;
+//! - [`routing`]: the [`SessionRouter`] port and [`SessionHost`] handles;
 //! - [`config`]: [`ShardConfig`] and its defaults; [`error`]: [`Error`] → close codes.
 
 pub mod compression;
@@ -19,7 +21,9 @@ pub mod connection;
 pub mod error;
 mod frame;
 mod guild_create;
+pub mod link;
 mod metrics;
+pub mod node;
 mod op;
 pub mod routing;
 mod session;
@@ -31,7 +35,9 @@ pub use compression::Compression;
 pub use config::ShardConfig;
 pub use connection::{serve, ConnectParams, ConnectionContext};
 pub use error::{Error, Result};
-pub use routing::SessionRouter;
+pub use link::{serve_links, LinkTickets};
+pub use node::{NodeConfig, ShardNode};
+pub use routing::{RemoteHost, SessionHost, SessionRouter};
 pub use session::SessionId;
 pub use shard::Shard;
 
@@ -58,8 +64,9 @@ mod tests {
         shard: Arc<Shard>,
         ws: fastwebsockets::WebSocket<tokio::net::TcpStream>,
         context: ConnectionContext,
+        subscription: Box<dyn concord_core::bus::Subscription>,
     ) {
-        spawnable(shard.run(std::future::pending()));
+        spawnable(shard.run(subscription, std::future::pending()));
         spawnable(serve(ws, ConnectParams::default(), context));
     }
 }

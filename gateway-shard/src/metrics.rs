@@ -12,6 +12,12 @@ pub(crate) const DISPATCHES: &str = "concord_gateway_dispatches_total";
 pub(crate) const IDENTIFY_SECONDS: &str = "concord_gateway_identify_seconds";
 /// Counter: closes, by code (client-initiated ones by `client_normal`/`client_other`/`dropped`).
 pub(crate) const CLOSES: &str = "concord_gateway_close_total";
+/// Counter: interest-registry updates that failed (the slot's counts are off until retaken).
+pub(crate) const INTEREST_ERRORS: &str = "concord_gateway_interest_errors_total";
+/// Gauge: slots this process holds.
+pub(crate) const SLOTS_OWNED: &str = "concord_gateway_slots_owned";
+/// Counter: slots taken (`event="acquired"`), given up (`"released"`) or lost (`"fenced"`).
+pub(crate) const SLOT_CHANGES: &str = "concord_gateway_slot_changes_total";
 
 /// Counts `count` dispatches of `kind`.
 pub(crate) fn dispatched(kind: EventKind, count: u64) {

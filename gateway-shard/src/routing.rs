@@ -1,16 +1,38 @@
-//! How a connection finds the shard for its session, without this crate knowing the router.
+//! How a connection finds the host of its session, without this crate knowing the router.
 
 use std::sync::Arc;
 
 use concord_core::id::UserId;
+use concord_core::topology::NodeId;
 
 use crate::session::SessionId;
 use crate::shard::Shard;
 
-/// Picks shards for connections; implemented by the router, which knows the live shard set.
+/// Where a session lives.
+#[derive(Debug, Clone)]
+pub enum SessionHost {
+    /// A slot's shard in this process.
+    Local(Arc<Shard>),
+    /// A slot held by another process: the connection is linked to it.
+    Remote(RemoteHost),
+}
+
+/// A shard process that holds a slot, reached over a session link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteHost {
+    /// Link address (`host:port`).
+    pub addr: String,
+    /// Node ordinal.
+    pub node: NodeId,
+    /// Signed ticket the link presents (see the router's `LinkTickets`).
+    pub ticket: String,
+}
+
+/// Picks session hosts for connections; implemented by the router (which knows the slot table)
+/// and by a shard node (for the links routers open to it).
 pub trait SessionRouter: Send + Sync {
-    /// Shard that should host a new session of `user`; `None` when no shard is live.
-    fn route_identify(&self, user: UserId) -> Option<Arc<Shard>>;
-    /// Shard holding `session`; `None` when no shard knows it (the client gets op 9).
-    fn route_resume(&self, session: SessionId) -> Option<Arc<Shard>>;
+    /// Host of a new session of `user`; `None` when no process holds the user's slot.
+    fn route_identify(&self, user: UserId) -> Option<SessionHost>;
+    /// Host of `session`; `None` when it is unknown (the client gets op 9).
+    fn route_resume(&self, session: SessionId) -> Option<SessionHost>;
 }

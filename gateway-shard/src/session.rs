@@ -85,6 +85,8 @@ pub(crate) struct Session {
     pub(crate) client_shard: Option<[u32; 2]>,
     /// Member count above which its guilds count as large.
     pub(crate) large_threshold: u32,
+    /// Id of the token the session identified with: revoking it closes the session.
+    pub(crate) token_id: u64,
     state: Mutex<State>,
 }
 
@@ -104,6 +106,7 @@ impl Session {
             intents,
             client_shard,
             large_threshold,
+            token_id: 0,
             state: Mutex::new(State {
                 seq: 0,
                 replay: ReplayBuffer::new(replay_capacity),
@@ -114,6 +117,12 @@ impl Session {
                 closed: None,
             }),
         }
+    }
+
+    /// The same session, identified with token `token_id`.
+    pub(crate) fn with_token(mut self, token_id: u64) -> Self {
+        self.token_id = token_id;
+        self
     }
 
     /// Records the client's heartbeat sequence: frames up to it (never beyond what was sent)

@@ -4,14 +4,15 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use concord_core::bus::{BusMessage, Dispatch, EventBus, ShardId};
+use concord_core::bus::{BusMessage, Dispatch, EventBus, ShardId, Subscription};
 use concord_core::gateway::{EventKind, Intents};
 use concord_core::id::{GuildId, RoleId, UserId};
 use concord_core::repo::Store;
 use concord_core::token::TokenKey;
+use concord_core::topology::Topology;
 use serde::Deserialize;
 use tokio::time::{Duration, Instant};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::ShardConfig;
 use crate::error::{Error, Result};
@@ -26,17 +27,19 @@ use crate::task::AbortOnDrop;
 const REAP_PERIOD_BOUNDS: (Duration, Duration) =
     (Duration::from_millis(50), Duration::from_secs(5));
 
-/// One gateway shard: owns the sessions of its slice of users.
+/// One gateway shard: the state machine of one slot, owning the sessions of the users that hash
+/// to it.
 pub struct Shard {
     id: ShardId,
     label: String,
     config: Arc<ShardConfig>,
     pub(crate) store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
+    topology: Arc<dyn Topology>,
     tokens: TokenKey,
     table: SessionTable,
     /// Serialises subscription changes so that each session's guild set, the guild index and
-    /// the bus interest counts move together (interest is counted per session).
+    /// the interest counts move together (interest is counted per session).
     membership: tokio::sync::Mutex<()>,
 }
 
@@ -50,20 +53,22 @@ impl std::fmt::Debug for Shard {
 }
 
 impl Shard {
-    /// Creates shard `shard_id`. Nothing is consumed until [`Shard::run`] is spawned.
+    /// Creates the shard of slot `shard_id`. Nothing is consumed until [`Shard::run`] is spawned.
     pub fn new(
         shard_id: ShardId,
-        config: ShardConfig,
+        config: Arc<ShardConfig>,
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
+        topology: Arc<dyn Topology>,
         tokens: TokenKey,
     ) -> Arc<Self> {
         let shard = Arc::new(Self {
             id: shard_id,
             label: shard_id.to_string(),
-            config: Arc::new(config),
+            config,
             store,
             bus,
+            topology,
             tokens,
             table: SessionTable::default(),
             membership: tokio::sync::Mutex::new(()),
@@ -97,10 +102,25 @@ impl Shard {
         self.table.get(id).is_some()
     }
 
-    /// Consumes the shard's bus channel until `shutdown` resolves or the bus closes, and reaps
+    /// Subscribes to the slot's channel: events published after this returns reach
+    /// [`Shard::run`]. Sessions must not be accepted before it has returned.
+    ///
+    /// # Errors
+    /// When the bus cannot subscribe.
+    pub async fn subscribe(&self) -> Result<Box<dyn Subscription>> {
+        self.bus
+            .subscribe(self.id)
+            .await
+            .map_err(|e| Error::Cluster(e.to_string()))
+    }
+
+    /// Consumes the slot's channel until `shutdown` resolves or the bus closes, and reaps
     /// sessions whose resume window has passed.
-    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
-        let mut subscription = self.bus.subscribe(self.id).await;
+    pub async fn run(
+        self: Arc<Self>,
+        mut subscription: Box<dyn Subscription>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
         // The reaper ends with this loop, however the loop's future ends.
         let _reaper = AbortOnDrop(tokio::spawn(self.clone().reap_forever()));
         tokio::pin!(shutdown);
@@ -145,9 +165,9 @@ impl Shard {
                 if let Err(error) = self.guild_joined(guild_id, user_id).await {
                     warn!(shard = self.id, guild = %guild_id, %error, "could not load joined guild");
                 }
-                // The publisher held interest for this shard until the join was handled; the
+                // The publisher held interest for this slot until the join was handled; the
                 // sessions subscribed above now hold their own.
-                self.bus.remove_interest(self.id, guild_id).await;
+                self.change_interest(&[(guild_id, -1)]).await;
             }
             BusMessage::GuildLeft { guild_id, user_id } => {
                 let sessions = self.table.user_sessions(user_id);
@@ -156,6 +176,21 @@ impl Shard {
             BusMessage::GuildRemoved { guild_id } => {
                 let sessions = self.table.guild_sessions(guild_id);
                 self.unsubscribe_all(guild_id, &sessions).await;
+            }
+            BusMessage::TokenRevoked { token_id, user_id } => {
+                let code = concord_core::gateway::CloseCode::AuthenticationFailed.code();
+                for session in self.table.user_sessions(user_id) {
+                    if session.token_id != token_id {
+                        continue;
+                    }
+                    let (guilds, link) = session.close(Some(code));
+                    self.forget(session.id, guilds).await;
+                    if let Some(link) = link {
+                        let _ = link
+                            .control
+                            .send(Control::Close(Error::ClosedByServer(code)));
+                    }
+                }
             }
             BusMessage::CloseUserSessions { code, user_id } => {
                 for session in self.table.user_sessions(user_id) {
@@ -213,9 +248,12 @@ impl Shard {
             for session in candidates {
                 if session.add_guild(guild, Vec::new()) {
                     self.table.subscribe(guild, &session);
-                    self.bus.add_interest(self.id, guild).await;
                     sessions.push(session);
                 }
+            }
+            let delta = i64::try_from(sessions.len()).unwrap_or(i64::MAX);
+            if delta > 0 {
+                self.change_interest(&[(guild, delta)]).await;
             }
         }
         if sessions.is_empty() {
@@ -282,11 +320,24 @@ impl Shard {
 
     async fn unsubscribe_all(&self, guild: GuildId, sessions: &[Arc<Session>]) {
         let _membership = self.membership.lock().await;
+        let mut removed = 0i64;
         for session in sessions {
             if session.remove_guild(guild) {
                 self.table.unsubscribe(guild, session.id);
-                self.bus.remove_interest(self.id, guild).await;
+                removed += 1;
             }
+        }
+        if removed > 0 {
+            self.change_interest(&[(guild, -removed)]).await;
+        }
+    }
+
+    /// Applies interest changes for this slot. A failure is logged and counted: the counts
+    /// then over- or under-state this slot until it is taken again (which resets them).
+    async fn change_interest(&self, changes: &[(GuildId, i64)]) {
+        if let Err(failure) = self.topology.change_interest(self.id, changes).await {
+            ::metrics::counter!(metrics::INTEREST_ERRORS).increment(1);
+            error!(shard = self.id, error = %failure, "interest registry update failed");
         }
     }
 
@@ -311,9 +362,12 @@ impl Shard {
         for guild in guilds {
             if session.add_guild(*guild, Vec::new()) {
                 self.table.subscribe(*guild, session);
-                self.bus.add_interest(self.id, *guild).await;
                 added.push(*guild);
             }
+        }
+        let changes: Vec<_> = added.iter().map(|g| (*g, 1)).collect();
+        if !changes.is_empty() {
+            self.change_interest(&changes).await;
         }
         added
     }
@@ -328,9 +382,12 @@ impl Shard {
     pub(crate) async fn forget(&self, id: SessionId, guilds: Vec<GuildId>) {
         let _membership = self.membership.lock().await;
         self.table.remove(id);
-        for guild in guilds {
-            self.table.unsubscribe(guild, id);
-            self.bus.remove_interest(self.id, guild).await;
+        for guild in &guilds {
+            self.table.unsubscribe(*guild, id);
+        }
+        let changes: Vec<_> = guilds.iter().map(|g| (*g, -1)).collect();
+        if !changes.is_empty() {
+            self.change_interest(&changes).await;
         }
         self.record_sessions();
     }
@@ -342,6 +399,18 @@ impl Shard {
             session.detach(conn, Instant::now());
         } else if let Some(guilds) = session.close_if_linked(conn) {
             self.forget(session.id, guilds).await;
+        }
+    }
+
+    /// Closes every session with a resumable close (the slot is moving to another process, or
+    /// this one is stopping), so that clients reconnect through the router.
+    pub async fn close_all(&self) {
+        for session in self.table.all() {
+            let (guilds, link) = session.close(None);
+            self.forget(session.id, guilds).await;
+            if let Some(link) = link {
+                let _ = link.control.send(Control::Close(Error::Reconnect));
+            }
         }
     }
 

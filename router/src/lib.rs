@@ -18,5 +18,5 @@ mod tracker;
 pub mod upgrade;
 
 pub use error::Error;
-pub use router::GatewayRouter;
+pub use router::{GatewayRouter, RouterParts};
 pub use upgrade::serve_upgrade;

@@ -1,27 +1,55 @@
-//! [`GatewayRouter`]: picks the shard for each new session, finds the shard holding a resumed
-//! one, and drains connections on shutdown.
+//! [`GatewayRouter`]: finds the host of each new or resumed session from the slot table, and
+//! drains connections on shutdown.
+//!
+//! A user's sessions live in slot [`topology::user_slot`]; a session id names its slot. The
+//! router serves a session from a shard of its own process when it holds the slot (all-in-one
+//! mode), and otherwise links the connection to the process the slot table names as the slot's
+//! holder. The table is re-read every [`TABLE_REFRESH`].
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use concord_core::bus::ShardId;
 use concord_core::id::UserId;
-use concord_core::shard_math;
 use concord_core::token::TokenKey;
-use concord_gateway_shard::{ConnectionContext, SessionId, SessionRouter, Shard, ShardConfig};
+use concord_core::topology::{self, SlotId, SlotTable, Topology};
+use concord_gateway_shard::{
+    ConnectionContext, LinkTickets, RemoteHost, SessionHost, SessionId, SessionRouter, ShardConfig,
+    ShardNode,
+};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::tracker::{ConnectionGuard, ConnectionTracker};
 
 /// Margin past the reconnect grace for connections to finish their close handshake.
 const DRAIN_MARGIN: Duration = Duration::from_secs(3);
+/// How often the slot table is read.
+pub const TABLE_REFRESH: Duration = Duration::from_millis(500);
+/// A table older than this makes the router unready.
+const TABLE_STALE: Duration = Duration::from_secs(5);
+
+/// What a router is built from.
+pub struct RouterParts {
+    /// Connection settings (heartbeat, compression, queue sizes).
+    pub config: Arc<ShardConfig>,
+    /// Verifies client tokens before routing.
+    pub tokens: TokenKey,
+    /// The slot table's source.
+    pub topology: Arc<dyn Topology>,
+    /// Shards of this process (all-in-one mode), served without a link.
+    pub local: Option<Arc<ShardNode>>,
+    /// Signs session links to other processes (cluster mode).
+    pub tickets: Option<Arc<LinkTickets>>,
+}
 
 /// The front door of every gateway connection.
 pub struct GatewayRouter {
-    shards: Vec<Arc<Shard>>,
-    live: Vec<ShardId>,
     config: Arc<ShardConfig>,
     tokens: TokenKey,
+    topology: Arc<dyn Topology>,
+    local: Option<Arc<ShardNode>>,
+    tickets: Option<Arc<LinkTickets>>,
+    table: RwLock<(Arc<SlotTable>, Option<Instant>)>,
     shutdown: watch::Sender<bool>,
     connections: ConnectionTracker,
 }
@@ -29,40 +57,30 @@ pub struct GatewayRouter {
 impl std::fmt::Debug for GatewayRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayRouter")
-            .field("live", &self.live)
+            .field("local", &self.local)
             .finish_non_exhaustive()
     }
 }
 
 impl GatewayRouter {
-    /// A router over the given (live) shards. Connection settings (heartbeat, compression,
-    /// queue sizes) and the token key come from the first shard; every shard of a process
-    /// is built from the same configuration.
-    ///
-    /// # Panics
-    /// When `shards` is empty: a gateway needs at least one shard.
-    pub fn new(shards: Vec<Arc<Shard>>) -> Self {
-        let first = shards
-            .first()
-            .expect("the gateway router needs at least one shard");
-        let config = first.config().clone();
-        let tokens = first.token_key().clone();
-        let mut live: Vec<ShardId> = shards.iter().map(|s| s.id()).collect();
-        live.sort_unstable();
-        live.dedup();
+    /// A router; call [`GatewayRouter::refresh`] (or spawn [`GatewayRouter::run`]) before
+    /// serving when sessions may live in other processes.
+    pub fn new(parts: RouterParts) -> Self {
         Self {
-            shards,
-            live,
-            config,
-            tokens,
+            config: parts.config,
+            tokens: parts.tokens,
+            topology: parts.topology,
+            local: parts.local,
+            tickets: parts.tickets,
+            table: RwLock::new((Arc::new(SlotTable::default()), None)),
             shutdown: watch::Sender::new(false),
             connections: ConnectionTracker::new(),
         }
     }
 
-    /// The shards.
-    pub fn shards(&self) -> &[Arc<Shard>] {
-        &self.shards
+    /// The shard node of this process, in all-in-one mode.
+    pub fn local(&self) -> Option<&Arc<ShardNode>> {
+        self.local.as_ref()
     }
 
     /// Open WebSocket connections.
@@ -73,6 +91,56 @@ impl GatewayRouter {
     /// Whether [`GatewayRouter::shutdown`] has begun.
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Whether the router can route: it is not draining, and (unless every slot is local) it
+    /// has read the slot table recently.
+    pub fn is_ready(&self) -> bool {
+        if self.is_shutting_down() {
+            return false;
+        }
+        if self.local.is_some() && self.tickets.is_none() {
+            return true;
+        }
+        let read = self.table.read().unwrap_or_else(|e| e.into_inner()).1;
+        read.is_some_and(|at| at.elapsed() < TABLE_STALE)
+    }
+
+    /// The last slot table read.
+    pub fn table(&self) -> Arc<SlotTable> {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Reads the slot table once.
+    ///
+    /// # Errors
+    /// When the topology cannot be read; the previous table stays in use.
+    pub async fn refresh(&self) -> Result<(), topology::TopologyError> {
+        let table = self.topology.table().await?;
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) =
+            (Arc::new(table), Some(Instant::now()));
+        Ok(())
+    }
+
+    /// Re-reads the slot table every [`TABLE_REFRESH`] until `shutdown` resolves.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let mut tick = tokio::time::interval(TABLE_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = tick.tick() => {
+                    if let Err(error) = self.refresh().await {
+                        tracing::warn!(%error, "slot table refresh failed");
+                    }
+                }
+            }
+        }
     }
 
     /// Tells every connection to reconnect (op 7), closes those still open after the
@@ -103,27 +171,36 @@ impl GatewayRouter {
         (context, self.connections.enter())
     }
 
-    fn shard(&self, id: ShardId) -> Option<&Arc<Shard>> {
-        self.shards.iter().find(|s| s.id() == id)
+    /// The holder of `slot`: a local shard, or a link to the process the table names.
+    fn host(&self, slot: SlotId) -> Option<SessionHost> {
+        if let Some(shard) = self.local.as_ref().and_then(|node| node.shard(slot)) {
+            return Some(SessionHost::Local(shard));
+        }
+        let tickets = self.tickets.as_ref()?;
+        let table = self.table();
+        let node = table.owner(slot)?;
+        if self.local.as_ref().is_some_and(|local| local.id() == node) {
+            // The table still names this process for a slot it has just given up.
+            return None;
+        }
+        let member = table.member(node)?;
+        Some(SessionHost::Remote(RemoteHost {
+            addr: member.advertise.clone(),
+            node,
+            ticket: tickets.issue(node),
+        }))
     }
 }
 
 impl SessionRouter for GatewayRouter {
-    fn route_identify(&self, user: UserId) -> Option<Arc<Shard>> {
-        shard_math::owner_shard(user, &self.live)
-            .and_then(|id| self.shard(id))
-            .cloned()
+    fn route_identify(&self, user: UserId) -> Option<SessionHost> {
+        self.host(topology::user_slot(user, self.topology.slot_count()))
     }
 
-    fn route_resume(&self, session: SessionId) -> Option<Arc<Shard>> {
-        // The id names the shard that created the session; a session moved since is found by
-        // asking the others.
-        if let Some(shard) = self
-            .shard(session.shard())
-            .filter(|s| s.has_session(session))
-        {
-            return Some(shard.clone());
+    fn route_resume(&self, session: SessionId) -> Option<SessionHost> {
+        match self.host(session.shard())? {
+            SessionHost::Local(shard) if !shard.has_session(session) => None,
+            host => Some(host),
         }
-        self.shards.iter().find(|s| s.has_session(session)).cloned()
     }
 }

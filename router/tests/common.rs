@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use concord_bus_local::LocalBus;
+use concord_bus_local::{LocalBus, LocalTopology};
 use concord_core::bus::{BusMessage, ChannelAccess, Dispatch, EventBus, ShardId};
 use concord_core::gateway::{EventKind, Intents};
 use concord_core::id::{ChannelId, GuildId, UserId};
@@ -15,8 +15,9 @@ use concord_core::repo::{NewApplication, NewGuild, NewUser, Store};
 use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::timestamp::Timestamp;
 use concord_core::token::TokenKey;
-use concord_gateway_shard::{Shard, ShardConfig};
-use concord_router::{serve_upgrade, GatewayRouter};
+use concord_core::topology::{self, Topology};
+use concord_gateway_shard::{NodeConfig, ShardConfig, ShardNode};
+use concord_router::{serve_upgrade, GatewayRouter, RouterParts};
 use flate2::{Decompress, FlushDecompress};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -28,6 +29,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long any single expected frame may take.
 pub const WAIT: Duration = Duration::from_secs(10);
+/// Slots of the test gateway; two, so that routing by user is observable.
+pub const SLOTS: u16 = 2;
 /// Resume URL the tests configure.
 pub const RESUME_URL: &str = "ws://127.0.0.1:9";
 
@@ -36,6 +39,7 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub bus: Arc<LocalBus>,
+    pub topology: Arc<LocalTopology>,
     pub tokens: TokenKey,
     pub router: Arc<GatewayRouter>,
     pub ids: SnowflakeGenerator,
@@ -57,35 +61,40 @@ impl Gateway {
 
     /// A gateway with two shards on the database at `url`.
     pub async fn start_on(url: &str, config: ShardConfig) -> Self {
-        Self::start_with(url, config, |bus| bus).await
+        Self::start_with(url, config, |topology| topology).await
     }
 
-    /// A gateway whose shards see the bus through `wrap` (tests publish on the bus itself).
+    /// A gateway whose shards see the topology through `wrap` (tests read the topology itself).
     pub async fn start_with(
         url: &str,
         config: ShardConfig,
-        wrap: impl FnOnce(Arc<LocalBus>) -> Arc<dyn EventBus>,
+        wrap: impl FnOnce(Arc<LocalTopology>) -> Arc<dyn Topology>,
     ) -> Self {
         let store = concord_store_sql::connect(url).await.expect("open store");
-        let bus = LocalBus::new(vec![0, 1]);
+        let bus = LocalBus::new(SLOTS);
+        let topology = Arc::new(LocalTopology::new(SLOTS));
         let tokens = TokenKey::new(&[42u8; 32]);
-        let shard_bus = wrap(bus.clone());
-        let shards: Vec<Arc<Shard>> = [0u16, 1]
-            .into_iter()
-            .map(|id| {
-                Shard::new(
-                    id,
-                    config.clone(),
-                    store.clone(),
-                    shard_bus.clone(),
-                    tokens.clone(),
-                )
-            })
-            .collect();
-        for shard in &shards {
-            tokio::spawn(shard.clone().run(std::future::pending()));
-        }
-        let router = Arc::new(GatewayRouter::new(shards));
+        let shard_bus: Arc<dyn EventBus> = bus.clone();
+        let config = Arc::new(config);
+        let node = ShardNode::start(
+            NodeConfig::local(),
+            config.clone(),
+            store.clone(),
+            shard_bus,
+            wrap(topology.clone()),
+            tokens.clone(),
+        )
+        .await
+        .expect("node starts");
+        assert_eq!(node.owned_slots(), vec![0, 1]);
+        tokio::spawn(node.clone().run(std::future::pending()));
+        let router = Arc::new(GatewayRouter::new(RouterParts {
+            config,
+            tokens: tokens.clone(),
+            topology: topology.clone(),
+            local: Some(node),
+            tickets: None,
+        }));
         let app = {
             let router = router.clone();
             axum::Router::new()
@@ -100,6 +109,7 @@ impl Gateway {
             addr,
             store,
             bus,
+            topology,
             tokens,
             router,
             ids: SnowflakeGenerator::new(1, 1),
@@ -230,22 +240,34 @@ impl Gateway {
     pub async fn publish(&self, dispatch: Dispatch) {
         let guild = dispatch.guild_id.expect("guild event");
         let message = BusMessage::Dispatch(Arc::new(dispatch));
-        for shard in self.bus.guild_shards(guild).await {
-            self.bus
-                .publish(shard, message.clone())
-                .await
-                .expect("publish");
-        }
+        let slots = self.interested(guild).await;
+        self.bus.publish(&slots, message).await.expect("publish");
+    }
+
+    /// Slots with sessions in `guild`.
+    pub async fn interested(&self, guild: GuildId) -> Vec<ShardId> {
+        self.topology
+            .interested_slots(guild)
+            .await
+            .expect("in-memory")
+    }
+
+    /// Slot of `user`'s sessions.
+    pub fn user_shard(&self, user: UserId) -> ShardId {
+        topology::user_slot(user, SLOTS)
     }
 
     /// Sends a control message to the shard owning `user`.
     /// A join announcement holds interest for the shard until handled, as the API does.
     pub async fn to_user_shard(&self, user: UserId, message: BusMessage) {
-        let shard = self.bus.user_shard(user);
+        let shard = self.user_shard(user);
         if let BusMessage::GuildJoined { guild_id, .. } = &message {
-            self.bus.add_interest(shard, *guild_id).await;
+            self.topology
+                .change_interest(shard, &[(*guild_id, 1)])
+                .await
+                .expect("in-memory");
         }
-        self.bus.publish(shard, message).await.expect("publish");
+        self.bus.publish(&[shard], message).await.expect("publish");
     }
 
     /// Connects with the given query string (without `?`).
@@ -262,42 +284,88 @@ impl Gateway {
     }
 }
 
-/// A bus whose `remove_interest` waits while the gate is write-locked, so a test can hold a
-/// shard in the middle of dropping a session.
-pub struct GatedBus {
-    pub inner: Arc<LocalBus>,
+/// A topology whose interest decrements wait while the gate is write-locked, so a test can
+/// hold a shard in the middle of dropping a session.
+pub struct GatedTopology {
+    pub inner: Arc<LocalTopology>,
     pub gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 #[async_trait::async_trait]
-impl EventBus for GatedBus {
-    async fn publish(
+impl Topology for GatedTopology {
+    fn slot_count(&self) -> u16 {
+        self.inner.slot_count()
+    }
+
+    async fn register(
         &self,
-        shard: ShardId,
-        message: BusMessage,
-    ) -> Result<(), concord_core::bus::BusError> {
-        self.inner.publish(shard, message).await
+        member: &topology::Member,
+        ttl: Duration,
+    ) -> topology::TopologyResult<bool> {
+        self.inner.register(member, ttl).await
     }
 
-    async fn guild_shards(&self, guild: GuildId) -> Vec<ShardId> {
-        self.inner.guild_shards(guild).await
+    async fn renew(
+        &self,
+        member: &topology::Member,
+        ttl: Duration,
+    ) -> topology::TopologyResult<bool> {
+        self.inner.renew(member, ttl).await
     }
 
-    fn user_shard(&self, user: UserId) -> ShardId {
-        self.inner.user_shard(user)
+    async fn deregister(&self, member: &topology::Member) -> topology::TopologyResult<()> {
+        self.inner.deregister(member).await
     }
 
-    async fn add_interest(&self, shard: ShardId, guild: GuildId) {
-        self.inner.add_interest(shard, guild).await;
+    async fn acquire_slot(
+        &self,
+        slot: ShardId,
+        node: topology::NodeId,
+        ttl: Duration,
+    ) -> topology::TopologyResult<Option<topology::SlotLease>> {
+        self.inner.acquire_slot(slot, node, ttl).await
     }
 
-    async fn remove_interest(&self, shard: ShardId, guild: GuildId) {
-        let _open = self.gate.read().await;
-        self.inner.remove_interest(shard, guild).await;
+    async fn renew_slot(
+        &self,
+        slot: ShardId,
+        lease: topology::SlotLease,
+        ttl: Duration,
+    ) -> topology::TopologyResult<bool> {
+        self.inner.renew_slot(slot, lease, ttl).await
     }
 
-    async fn subscribe(&self, shard: ShardId) -> Box<dyn concord_core::bus::Subscription> {
-        self.inner.subscribe(shard).await
+    async fn release_slot(
+        &self,
+        slot: ShardId,
+        lease: topology::SlotLease,
+    ) -> topology::TopologyResult<()> {
+        self.inner.release_slot(slot, lease).await
+    }
+
+    async fn table(&self) -> topology::TopologyResult<topology::SlotTable> {
+        self.inner.table().await
+    }
+
+    async fn interested_slots(&self, guild: GuildId) -> topology::TopologyResult<Vec<ShardId>> {
+        self.inner.interested_slots(guild).await
+    }
+
+    async fn change_interest(
+        &self,
+        slot: ShardId,
+        changes: &[(GuildId, i64)],
+    ) -> topology::TopologyResult<()> {
+        let _open = if changes.iter().any(|(_, d)| *d < 0) {
+            Some(self.gate.read().await)
+        } else {
+            None
+        };
+        self.inner.change_interest(slot, changes).await
+    }
+
+    async fn reset_slot_interest(&self, slot: ShardId) -> topology::TopologyResult<()> {
+        self.inner.reset_slot_interest(slot).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! leaves, forced closes and member chunks.
 
 use bytes::Bytes;
-use concord_core::bus::{BusMessage, ChannelAccess, CloseCodeWire, Dispatch, EventBus};
+use concord_core::bus::{BusMessage, ChannelAccess, CloseCodeWire, Dispatch};
 use concord_core::gateway::{CloseCode, EventKind, Intents};
 use concord_core::id::{GenericId, GuildId, RoleId, UserId};
 use concord_core::model::application::FLAGS_ALL_PRIVILEGED;
@@ -267,7 +267,7 @@ async fn joining_a_guild_sends_guild_create_then_its_events_and_leaving_stops_th
         .await;
     assert_eq!(client.dispatch().await["d"]["name"], "goodbye");
     assert!(
-        gw.bus.guild_shards(guild).await.is_empty(),
+        gw.interested(guild).await.is_empty(),
         "interest released with the last session"
     );
 }
@@ -376,7 +376,7 @@ async fn a_join_announced_for_a_guild_the_session_already_has_sends_no_second_gu
         (Some("GUILD_UPDATE"), Some(3)),
         "{next}"
     );
-    assert_eq!(gw.bus.guild_shards(guild).await.len(), 1);
+    assert_eq!(gw.interested(guild).await.len(), 1);
 }
 
 #[tokio::test]
@@ -416,7 +416,7 @@ async fn a_join_for_a_guild_the_user_is_not_in_leaves_no_subscription() {
     assert_eq!(next["d"]["name"], "own", "{next}");
     assert_eq!(next["s"], 2);
     assert!(
-        gw.bus.guild_shards(guild).await.is_empty(),
+        gw.interested(guild).await.is_empty(),
         "no interest left behind"
     );
 }
@@ -429,14 +429,14 @@ async fn a_join_announced_while_identify_is_between_listing_and_registering_is_n
         crate::common::Gateway::start_with(
             &concord_store_sql::test_util::scratch_sqlite_url(),
             config(),
-            move |inner| std::sync::Arc::new(crate::common::GatedBus { inner, gate }),
+            move |inner| std::sync::Arc::new(crate::common::GatedTopology { inner, gate }),
         )
         .await
     };
     let (other, other_token) = gw.user("other").await;
     let (user, token) = loop {
         let (user, token) = gw.user("joiner").await;
-        if gw.bus.user_shard(user) == gw.bus.user_shard(other) {
+        if gw.user_shard(user) == gw.user_shard(other) {
             break (user, token);
         }
     };
@@ -497,7 +497,7 @@ async fn a_join_holds_interest_until_handled_and_then_releases_it() {
     )
     .await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !gw.bus.guild_shards(guild).await.is_empty() {
+    while !gw.interested(guild).await.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the announcement's interest was never released"

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use concord_core::bus::EventBus;
 use concord_core::gateway::Intents;
 use concord_gateway_shard::ShardConfig;
 use serde_json::{json, Value};
@@ -218,7 +217,7 @@ async fn sessions_expire_after_the_resume_window_and_survive_heartbeat_timeouts(
     probe.send(resume(&token, &session_id, 4)).await;
     assert_eq!(probe.payload().await, INVALID(), "expired after the window");
     assert!(
-        gw.bus.guild_shards(guild).await.is_empty(),
+        gw.interested(guild).await.is_empty(),
         "expiry released the interest"
     );
 }

@@ -43,7 +43,13 @@ async fn shutdown_asks_clients_to_reconnect_then_closes_4000() {
 
     // The session itself survived and can be resumed through another router over the same shards.
     let other = std::sync::Arc::new(concord_router::GatewayRouter::new(
-        gw.router.shards().to_vec(),
+        concord_router::RouterParts {
+            config: std::sync::Arc::new(crate::common::config()),
+            tokens: gw.tokens.clone(),
+            topology: gw.topology.clone(),
+            local: gw.router.local().cloned(),
+            tickets: None,
+        },
     ));
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         concord_router::serve_upgrade(other.clone(), req)

@@ -15,6 +15,8 @@ import yarl
 from discord.gateway import DiscordWebSocket
 
 BASE = sys.argv[1].rstrip("/")
+# The gateway, when it is served apart from REST (a cluster's router).
+GATEWAY = sys.argv[2].rstrip("/") if len(sys.argv) > 2 else BASE.replace("http", "ws", 1)
 API = BASE + "/api/v10"
 TIMEOUT = 15
 passed = 0
@@ -60,7 +62,7 @@ async def main():
     token, guild_id, channel_id = await setup()
 
     discord.http.Route.BASE = API
-    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(BASE.replace("http", "ws", 1) + "/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(GATEWAY + "/")
 
     intents = discord.Intents.default()
     intents.message_content = True

@@ -28,8 +28,14 @@ impl PgStore {
     /// When the URL is malformed, the server is unreachable, or a migration fails.
     pub async fn connect(url: &str) -> Result<Self> {
         // A first start on a fresh server creates the database, like the SQLite file is created.
+        // Processes of a cluster start together: one of two racing creators loses with a
+        // duplicate, after which the database exists, which is all either wanted.
         if !sqlx::Postgres::database_exists(url).await? {
-            sqlx::Postgres::create_database(url).await?;
+            if let Err(error) = sqlx::Postgres::create_database(url).await {
+                if !sqlx::Postgres::database_exists(url).await? {
+                    return Err(error.into());
+                }
+            }
         }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)

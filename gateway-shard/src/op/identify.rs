@@ -99,14 +99,17 @@ impl Shard {
             .large_threshold
             .unwrap_or(self.config().large_threshold)
             .clamp(low, high);
-        let session = Arc::new(Session::new(
-            SessionId::generate(self.id()),
-            claims.user_id,
-            identify.intents,
-            identify.shard,
-            large_threshold,
-            self.config().replay_capacity,
-        ));
+        let session = Arc::new(
+            Session::new(
+                SessionId::generate(self.id()),
+                claims.user_id,
+                identify.intents,
+                identify.shard,
+                large_threshold,
+                self.config().replay_capacity,
+            )
+            .with_token(claims.token_id),
+        );
         let span = tracing::Span::current();
         span.record("shard", self.id());
         span.record("session", tracing::field::display(session.id));

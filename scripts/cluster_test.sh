@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Process-level cluster tests: 2 api + 2 router + 3 shard processes on PostgreSQL and a 3-master
+# Redis Cluster (scripts/cluster.sh), then against that cluster: the discord.py, hikari and
+# discord.js scripts, the Rust cluster tests (REST through either API process, the gateway and
+# resume through either router, joins, logout, fan-out), a shard process added mid-run, and a
+# shard process killed with SIGKILL. Expects the client libraries that scripts/dpy_smoke.sh and
+# scripts/client_smoke.sh install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/concord-target}"
+dpy_venv="${CONCORD_VENV:-/var/tmp/concord-venv}"
+hikari_venv="${CONCORD_HIKARI_VENV:-/var/tmp/concord-hikari-venv}"
+djs="${CONCORD_DJS_DIR:-/var/tmp/concord-djs}"
+log() { printf '[cluster-test] %s\n' "$*"; }
+
+cargo build -q --bin concord
+export CONCORD_BIN="$CARGO_TARGET_DIR/debug/concord"
+bash scripts/cluster.sh down >/dev/null 2>&1 || true
+trap 'bash scripts/cluster.sh down >/dev/null 2>&1 || true' EXIT
+bash scripts/cluster.sh up --shards 3 --routers 2 --apis 2 --redis cluster
+
+rest=http://127.0.0.1:18080
+failed=0
+run() { # name command...
+  local name=$1; shift
+  if timeout 240 "$@"; then log "$name passed"; else log "$name FAILED"; failed=1; fi
+}
+run discord.py "$dpy_venv/bin/python" tests/clients/dpy_smoke.py "$rest" ws://127.0.0.1:18181
+run hikari "$hikari_venv/bin/python" tests/clients/hikari_smoke.py "$rest"
+run discord.js node tests/clients/djs_smoke.mjs "$rest" "$djs"
+run twilight-and-cluster cargo test -q --test e2e -- --ignored --test-threads 4 cluster::
+
+slots_of() { # node → the slots the table says it holds, one per line
+  "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7101 2>/dev/null \
+    | awk -v n="node $1 " '$1 == "slot" && index($0, n) { print $2 }' | sort -n
+}
+owners() { "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7101 | awk '$1 == "slot" { print $2, $4 }'; }
+
+# A shard process added mid-run takes only the slots it now wins; no other slot moves.
+before=$(owners)
+bash scripts/cluster.sh add-shard
+for _ in $(seq 1 50); do [ -n "$(slots_of 3)" ] && ! owners | grep -q unowned && break; sleep 0.2; done
+after=$(owners)
+moved=$(diff <(echo "$before") <(echo "$after") | awk '/^>/ { print $3 }' | sort -u)
+if [ -n "$(slots_of 3)" ] && [ "$moved" = "3" ]; then
+  log "add-shard passed: node 3 took slots $(slots_of 3 | tr '\n' ' ')and nothing else moved"
+else
+  log "add-shard FAILED: moved to '$moved'"; diff <(echo "$before") <(echo "$after") || true; failed=1
+fi
+
+# SIGKILL of a shard process: its sessions are told at once (resumable close), then their slots
+# get a new owner within the lease and the clients can identify again.
+run shard-kill "$dpy_venv/bin/python" tests/clients/cluster_kill.py "$rest" ws://127.0.0.1:18180 run/shard-1.pid
+
+if [ "$failed" -ne 0 ]; then
+  for f in run/*.log; do echo "--- $f ---"; tail -n 15 "$f"; done
+  exit 1
+fi
+log "all cluster tests passed"
