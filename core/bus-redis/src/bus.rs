@@ -326,10 +326,7 @@ impl StreamReader {
             .arg("STREAMS")
             .arg(&self.key)
             .arg(&self.last_id);
-        let t = std::time::Instant::now();
-        let r = conn.query::<Value>(&cmd).await;
-        eprintln!("xread {} {:?} after {:?}: {:?}", self.key, self.last_id, t.elapsed(), r.as_ref().map(|v| format!("{v:?}").len()));
-        match r.and_then(parse_read_reply) {
+        match conn.query::<Value>(&cmd).await.and_then(parse_read_reply) {
             Ok(entries) => {
                 self.backoff = BACKOFF_MIN;
                 let last = parse_id(&self.last_id);

@@ -103,32 +103,12 @@ impl Redis {
 
     /// A fresh connection of the same kind, shared with no one, for blocking reads (`XREAD
     /// BLOCK` would stall every other command on a multiplexed connection). Its response timeout
-    /// is [`DEDICATED_RESPONSE_TIMEOUT`], and it names itself [`Self::reader_name`] on the server.
+    /// is [`DEDICATED_RESPONSE_TIMEOUT`].
     ///
     /// # Errors
     /// As [`Self::connect`].
     pub async fn dedicated(&self) -> Result<Self> {
-        let redis = Self::open(self.shared.clone(), DEDICATED_RESPONSE_TIMEOUT).await?;
-        let mut setname = redis::cmd("CLIENT");
-        setname.arg("SETNAME").arg(self.reader_name());
-        // The name only helps operators (and tests) find reader connections; a server that
-        // refuses it still serves reads.
-        if let Err(error) = redis.query::<Value>(&setname).await {
-            tracing::debug!(%error, "client setname refused");
-        }
-        Ok(redis)
-    }
-
-    /// Client name of this handle's dedicated reader connections (`<prefix>:reader`, with
-    /// characters Redis refuses in names replaced by `_`).
-    pub fn reader_name(&self) -> String {
-        let prefix: String = self
-            .shared
-            .prefix
-            .chars()
-            .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-            .collect();
-        format!("{prefix}:reader")
+        Self::open(self.shared.clone(), DEDICATED_RESPONSE_TIMEOUT).await
     }
 
     async fn open(shared: Arc<Shared>, response_timeout: Duration) -> Result<Self> {

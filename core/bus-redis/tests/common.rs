@@ -24,11 +24,11 @@ pub enum Backend {
 pub struct TestRedis {
     pub backend: Backend,
     pub redis: Redis,
+    url: String,
 }
 
 /// Generates one `#[tokio::test]` per backend for each listed `async fn(&TestRedis)`. Tests
-/// listed after `exclusive:` run alone (they kill connections or move hash slots), the others
-/// concurrently.
+/// listed after `exclusive:` run alone, the others concurrently.
 macro_rules! conformance {
     (exclusive: $($name:ident),* $(,)?) => {
         conformance!(@each exclusive; $($name),*);
@@ -75,7 +75,8 @@ pub async fn shared() -> RwLockReadGuard<'static, ()> {
     SERVERS.read().await
 }
 
-/// Held by tests that disturb every client of a server: no other test runs meanwhile.
+/// Held by tests that disturb other clients of a server (moving hash slots): no other test in
+/// this binary runs meanwhile.
 pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
     SERVERS.write().await
 }
@@ -101,7 +102,11 @@ impl TestRedis {
         match Redis::connect(&url, &prefix).await {
             Ok(redis) => {
                 assert_eq!(redis.is_cluster(), backend == Backend::Cluster, "{url}");
-                Some(Self { backend, redis })
+                Some(Self {
+                    backend,
+                    redis,
+                    url,
+                })
             }
             Err(error) => match backend {
                 Backend::Standalone => panic!(
@@ -177,13 +182,35 @@ impl TestRedis {
         cli(self.redis.target(), node, args)
     }
 
-    /// Clients on `node` blocked in `XREAD`.
-    pub fn blocked_readers(&self, node: &NodeAddr) -> usize {
+    /// Creates an ACL user of this test's own on every master and connects as it, under the
+    /// same prefix: its connections can then be told apart from everyone else's (other tests,
+    /// other processes sharing the servers), even after the driver reconnects.
+    pub async fn as_own_user(&self) -> OwnUser {
+        let name = format!("{}-user", self.redis.prefix());
+        let password = format!("{:016x}", rand::random::<u64>());
+        for master in self.masters() {
+            let rules = ["on", &format!(">{password}"), "~*", "&*", "+@all"];
+            let mut args = vec!["ACL", "SETUSER", &name];
+            args.extend(rules);
+            self.cli(&master.addr, &args);
+        }
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let hosts = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
+        let url = format!("{scheme}://{name}:{password}@{hosts}");
+        let redis = Redis::connect(&url, self.redis.prefix())
+            .await
+            .expect("connect as the test's ACL user");
+        OwnUser { name, redis }
+    }
+
+    /// Connections of `user` on `node` blocked in `XREAD`.
+    pub fn blocked_readers(&self, node: &NodeAddr, user: &str) -> usize {
         self.cli(node, &["CLIENT", "LIST"])
             .lines()
             .filter(|line| {
                 let fields: Vec<&str> = line.split(' ').collect();
                 fields.contains(&"cmd=xread")
+                    && fields.contains(&format!("user={user}").as_str())
                     && fields
                         .iter()
                         .any(|f| f.strip_prefix("flags=").is_some_and(|f| f.contains('b')))
@@ -191,10 +218,10 @@ impl TestRedis {
             .count()
     }
 
-    /// `CLIENT KILL TYPE normal SKIPME yes` on `node`: drops every ordinary client connection
-    /// (this test's and any other's; hence [`exclusive`]). Returns how many.
-    pub fn kill_clients(&self, node: &NodeAddr) -> usize {
-        let killed = self.cli(node, &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    /// `CLIENT KILL USER <user>` on `node`: drops that user's connections there. Returns how
+    /// many.
+    pub fn kill_user_clients(&self, node: &NodeAddr, user: &str) -> usize {
+        let killed = self.cli(node, &["CLIENT", "KILL", "USER", user]);
         killed.trim().parse().expect("CLIENT KILL answers a count")
     }
 
@@ -206,6 +233,21 @@ impl TestRedis {
             for key in keys.lines().filter(|k| !k.is_empty()) {
                 self.cli(&master.addr, &["UNLINK", key]);
             }
+        }
+    }
+}
+
+/// A test's own ACL user and a handle connected as it.
+pub struct OwnUser {
+    pub name: String,
+    pub redis: Redis,
+}
+
+impl OwnUser {
+    /// Deletes the user (its connections close with it).
+    pub fn delete(self, env: &TestRedis) {
+        for master in env.masters() {
+            env.cli(&master.addr, &["ACL", "DELUSER", &self.name]);
         }
     }
 }
