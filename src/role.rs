@@ -17,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
+use concord_api::invalidation::{Invalidation, InvalidationSink};
 use concord_api::AppState;
 use concord_bus_redis::{Redis, RedisBus, RedisTopology, SnowflakeLease};
 use concord_core::bus::EventBus;
@@ -260,6 +261,22 @@ impl RoleServer {
                     api_config,
                 )
                 .context("api configuration")?;
+                // Cache evictions go to every other API process over the notices stream.
+                let origin: [u8; 16] = rand::random();
+                let (sink, outbox) = tokio::sync::mpsc::unbounded_channel();
+                state.set_invalidation_sink(Arc::new(NoticeSink(sink)));
+                tasks.spawn(until_stopped(
+                    send_invalidations(bus.clone(), origin, outbox),
+                    stopped.clone(),
+                ));
+                let notices = bus
+                    .subscribe_notices()
+                    .await
+                    .context("subscribing to cache invalidations")?;
+                tasks.spawn(until_stopped(
+                    apply_invalidations(state.clone(), origin, notices),
+                    stopped.clone(),
+                ));
                 let app = concord_api::router(state)
                     .layer(middleware::from_fn(refuse_upgrades))
                     .layer(tower_http::trace::TraceLayer::new_for_http());
@@ -460,6 +477,53 @@ async fn renew_snowflake(lease: SnowflakeLease, node_id: u16, instance: String) 
                 std::process::exit(3);
             }
             Err(error) => tracing::warn!(node_id, %error, "snowflake lease renewal failed"),
+        }
+    }
+}
+
+/// Queues this process's cache evictions for [`send_invalidations`].
+struct NoticeSink(tokio::sync::mpsc::UnboundedSender<Invalidation>);
+
+impl InvalidationSink for NoticeSink {
+    fn send(&self, invalidation: &Invalidation) {
+        let _ = self.0.send(invalidation.clone());
+    }
+}
+
+/// Appends queued evictions to the notices stream, each prefixed with this process's origin.
+async fn send_invalidations(
+    bus: Arc<RedisBus>,
+    origin: [u8; 16],
+    mut outbox: tokio::sync::mpsc::UnboundedReceiver<Invalidation>,
+) {
+    while let Some(invalidation) = outbox.recv().await {
+        let mut notice = origin.to_vec();
+        notice.extend_from_slice(&serde_json::to_vec(&invalidation).unwrap_or_default());
+        if let Err(error) = bus.append_notice(&notice).await {
+            // The other processes' caches then expire by TTL (at most 10 s for tokens).
+            metrics::counter!("concord_api_invalidation_errors_total").increment(1);
+            tracing::warn!(%error, "cache invalidation not sent");
+        }
+    }
+}
+
+/// Applies other API processes' evictions to this process's caches.
+async fn apply_invalidations(
+    state: AppState,
+    origin: [u8; 16],
+    mut notices: concord_bus_redis::NoticeSubscription,
+) {
+    loop {
+        let notice = notices.next().await;
+        let Some((from, body)) = notice.split_first_chunk::<16>() else {
+            continue;
+        };
+        if *from == origin {
+            continue;
+        }
+        match serde_json::from_slice::<Invalidation>(body) {
+            Ok(invalidation) => state.apply_invalidation(&invalidation),
+            Err(error) => tracing::warn!(%error, "undecodable cache invalidation"),
         }
     }
 }

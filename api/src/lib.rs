@@ -25,6 +25,7 @@ pub mod extract;
 mod gateway;
 mod guilds;
 mod http;
+pub mod invalidation;
 mod invites;
 mod messages;
 mod password;

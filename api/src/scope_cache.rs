@@ -12,6 +12,8 @@
 //! on each post would defeat the cache), which is why cached channels are never sent to clients.
 
 use std::sync::Arc;
+
+use crate::invalidation::{Invalidation, InvalidationSink};
 use std::time::Duration;
 
 use concord_core::id::{ChannelId, GuildId, UserId};
@@ -36,6 +38,8 @@ pub(crate) struct ScopeCache {
     channels: TtlMap<ChannelId, Arc<Channel>>,
     guilds: TtlMap<GuildId, Arc<Guild>>,
     members: TtlMap<(GuildId, UserId), Arc<Member>>,
+    /// Other API processes, told of every eviction made here.
+    pub(crate) peers: Peers,
 }
 
 impl Default for ScopeCache {
@@ -50,6 +54,7 @@ impl ScopeCache {
             channels: TtlMap::new(ttl, CHANNEL_CAPACITY),
             guilds: TtlMap::new(ttl, GUILD_CAPACITY),
             members: TtlMap::new(ttl, MEMBER_CAPACITY),
+            peers: Peers::default(),
         }
     }
 
@@ -91,16 +96,49 @@ impl ScopeCache {
 
     /// Call after a channel was updated or deleted.
     pub(crate) fn channel_changed(&self, id: ChannelId) {
-        self.channels.invalidate(&id);
+        self.apply(&Invalidation::Channel { id });
+        self.peers.send(&Invalidation::Channel { id });
     }
 
     /// Call after a guild's settings (owner, roles) changed.
     pub(crate) fn guild_changed(&self, id: GuildId) {
-        self.guilds.invalidate(&id);
+        self.apply(&Invalidation::Guild { id });
+        self.peers.send(&Invalidation::Guild { id });
     }
 
     /// Call after a guild was deleted with its channels and memberships.
     pub(crate) fn guild_deleted(&self, id: GuildId) {
+        self.apply(&Invalidation::GuildDeleted { id });
+        self.peers.send(&Invalidation::GuildDeleted { id });
+    }
+
+    /// Call after a user joined or left a guild, or their membership changed.
+    pub(crate) fn member_changed(&self, guild: GuildId, user: UserId) {
+        self.apply(&Invalidation::Member { guild, user });
+        self.peers.send(&Invalidation::Member { guild, user });
+    }
+
+    /// Call after a user's profile changed: every cached membership embeds it.
+    pub(crate) fn user_changed(&self, user: UserId) {
+        self.apply(&Invalidation::User { user });
+        self.peers.send(&Invalidation::User { user });
+    }
+
+    /// Evicts what `invalidation` names from this process only.
+    pub(crate) fn apply(&self, invalidation: &Invalidation) {
+        match *invalidation {
+            Invalidation::Channel { id } => self.channels.invalidate(&id),
+            Invalidation::Guild { id } => self.guilds.invalidate(&id),
+            Invalidation::GuildDeleted { id } => self.evict_guild(id),
+            Invalidation::Member { guild, user } => self.members.invalidate(&(guild, user)),
+            Invalidation::User { user } => self
+                .members
+                .invalidate_where(|(_, member), _| *member == user),
+            Invalidation::Token { .. } | Invalidation::UserTokens { .. } => {}
+        }
+    }
+
+    fn evict_guild(&self, id: GuildId) {
         self.guilds.invalidate(&id);
         // Scans, but deleting a guild is rare; dropping the guild alone would already refuse
         // its channels, this only frees the memory at once.
@@ -108,16 +146,28 @@ impl ScopeCache {
             .invalidate_where(|_, channel| channel.guild_id == Some(id));
         self.members.invalidate_where(|(guild, _), _| *guild == id);
     }
+}
 
-    /// Call after a user joined or left a guild, or their membership changed.
-    pub(crate) fn member_changed(&self, guild: GuildId, user: UserId) {
-        self.members.invalidate(&(guild, user));
+/// The other API processes, once a sink is installed (cluster mode).
+#[derive(Default)]
+pub(crate) struct Peers(std::sync::OnceLock<Arc<dyn InvalidationSink>>);
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peers")
+    }
+}
+
+impl Peers {
+    /// Installs the sink; later calls are ignored.
+    pub(crate) fn install(&self, sink: Arc<dyn InvalidationSink>) {
+        let _ = self.0.set(sink);
     }
 
-    /// Call after a user's profile changed: every cached membership embeds it.
-    pub(crate) fn user_changed(&self, user: UserId) {
-        self.members
-            .invalidate_where(|(_, member), _| *member == user);
+    pub(crate) fn send(&self, invalidation: &Invalidation) {
+        if let Some(sink) = self.0.get() {
+            sink.send(invalidation);
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use concord_core::topology::Topology;
 
 use crate::config::ApiConfig;
 use crate::error::Error;
+use crate::invalidation::{Invalidation, InvalidationSink};
 use crate::password::Passwords;
 use crate::ratelimit::RateLimiter;
 use crate::scope_cache::ScopeCache;
@@ -49,6 +50,18 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Sends every cache eviction of this process to `sink` from now on (cluster mode).
+    pub fn set_invalidation_sink(&self, sink: Arc<dyn InvalidationSink>) {
+        self.scopes.peers.install(sink.clone());
+        self.live_tokens.peers.install(sink);
+    }
+
+    /// Applies an eviction made by another process to this process's caches.
+    pub fn apply_invalidation(&self, invalidation: &Invalidation) {
+        self.scopes.apply(invalidation);
+        self.live_tokens.apply(invalidation);
+    }
+
     /// Assembles the state; builds the password hasher, the rate limiter and the caches once.
     ///
     /// # Errors

@@ -13,6 +13,8 @@ use std::time::Duration;
 use concord_core::id::UserId;
 use concord_core::repo::{RepoResult, Store};
 
+use crate::invalidation::Invalidation;
+use crate::scope_cache::Peers;
 use crate::ttl_map::TtlMap;
 
 /// How long a token stays known live without asking the store: the longest a token revoked
@@ -25,6 +27,8 @@ const TOKEN_CAPACITY: usize = 100_000;
 #[derive(Debug)]
 pub(crate) struct TokenCache {
     live: TtlMap<u64, UserId>,
+    /// Other API processes, told of every revocation seen here.
+    pub(crate) peers: Peers,
 }
 
 impl Default for TokenCache {
@@ -37,6 +41,7 @@ impl TokenCache {
     pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             live: TtlMap::new(ttl, capacity),
+            peers: Peers::default(),
         }
     }
 
@@ -60,13 +65,26 @@ impl TokenCache {
 
     /// Call after revoking one token in the store.
     pub(crate) fn revoked(&self, token_id: u64) {
-        self.live.invalidate(&token_id);
+        self.apply(&Invalidation::Token { token_id });
+        self.peers.send(&Invalidation::Token { token_id });
     }
 
     /// Call after revoking every token of `user` in the store.
     pub(crate) fn user_revoked(&self, user: UserId) {
-        // A scan, but revoking all of a user's tokens is rare (bot token reset).
-        self.live.invalidate_where(|_, owner| *owner == user);
+        self.apply(&Invalidation::UserTokens { user });
+        self.peers.send(&Invalidation::UserTokens { user });
+    }
+
+    /// Evicts what `invalidation` names from this process only.
+    pub(crate) fn apply(&self, invalidation: &Invalidation) {
+        match *invalidation {
+            Invalidation::Token { token_id } => self.live.invalidate(&token_id),
+            // A scan, but revoking all of a user's tokens is rare (bot token reset).
+            Invalidation::UserTokens { user } => {
+                self.live.invalidate_where(|_, owner| *owner == user);
+            }
+            _ => {}
+        }
     }
 }
 

@@ -260,3 +260,53 @@ async fn messages_fan_out_through_both_routers_in_order() {
         }
     }
 }
+
+#[tokio::test]
+#[ignore = "needs scripts/cluster.sh up; run by scripts/cluster_test.sh"]
+async fn a_membership_change_through_one_api_reaches_the_other_api_before_its_cache_expires() {
+    let (owner, _) = user(0, "owner").await;
+    let (member, _) = user(0, "member").await;
+    let (guild_id, channel) = guild(0, &owner).await;
+    let code = invite(0, &owner, &channel).await;
+    ok(
+        call(0, "POST", &format!("/invites/{code}"), Some(&member), None).await,
+        200,
+    );
+    // api-1 now holds the membership (and the member's token) in its caches.
+    ok(
+        call(
+            1,
+            "GET",
+            &format!("/channels/{channel}"),
+            Some(&member),
+            None,
+        )
+        .await,
+        200,
+    );
+    ok(
+        call(
+            0,
+            "DELETE",
+            &format!("/users/@me/guilds/{guild_id}"),
+            Some(&member),
+            None,
+        )
+        .await,
+        204,
+    );
+    // Well inside the 2 s cache TTL: only the invalidation from api-0 can make api-1 refuse.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = call(
+        1,
+        "GET",
+        &format!("/channels/{channel}"),
+        Some(&member),
+        None,
+    )
+    .await;
+    assert_ne!(
+        status, 200,
+        "api-1 still served the channel to a former member"
+    );
+}
