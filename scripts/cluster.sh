@@ -23,6 +23,12 @@ log() { printf '[cluster] %s\n' "$*"; }
 SLOTS="${CONCORD_SLOTS:-16}"
 DB_URL="${CONCORD_CLUSTER_DB:-postgres://postgres@127.0.0.1:5432/concord_cluster}"
 SECRET_FILE="$RUN/token.secret"
+# The cluster's own Redis Cluster, apart from the one the test suite's conformance tests use.
+REDIS_CLUSTER_PORTS=(7201 7202 7203)
+redis_cluster() {
+  CONCORD_REDIS_CLUSTER_PORTS="${REDIS_CLUSTER_PORTS[*]}" \
+    CONCORD_REDIS_CLUSTER_DIR=/var/tmp/concord-cluster-redis bash scripts/redis-cluster.sh "$@"
+}
 
 binary() {
   if [ -n "${CONCORD_BIN:-}" ]; then echo "$CONCORD_BIN"; return; fi
@@ -32,7 +38,7 @@ binary() {
 
 redis_url() {
   case "$(cat "$RUN/redis.mode" 2>/dev/null || echo standalone)" in
-    cluster) echo "redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103" ;;
+    cluster) echo "redis+cluster://127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203" ;;
     *) echo "redis://127.0.0.1:6379/${CONCORD_CLUSTER_REDIS_DB:-5}" ;;
   esac
 }
@@ -71,8 +77,8 @@ up() {
   bash scripts/services.sh
   echo "$mode" >"$RUN/redis.mode"
   if [ "$mode" = cluster ]; then
-    bash scripts/redis-cluster.sh up
-    for port in 7101 7102 7103; do redis-cli -p "$port" flushall >/dev/null; done
+    redis_cluster up
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do redis-cli -p "$port" flushall >/dev/null; done
   else
     redis-cli -n "${CONCORD_CLUSTER_REDIS_DB:-5}" flushdb >/dev/null
   fi
@@ -146,7 +152,7 @@ down() {
     kill -9 "$(cat "$pid")" 2>/dev/null || true
     rm -f "$pid"
   done
-  if [ "$(cat "$RUN/redis.mode" 2>/dev/null)" = cluster ]; then bash scripts/redis-cluster.sh down; fi
+  if [ "$(cat "$RUN/redis.mode" 2>/dev/null)" = cluster ]; then redis_cluster down; fi
   rm -f "$RUN/redis.mode"
   log "down"
 }

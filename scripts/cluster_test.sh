@@ -31,10 +31,10 @@ run discord.js node tests/clients/djs_smoke.mjs "$rest" "$djs"
 run twilight-and-cluster cargo test -q --test e2e -- --ignored --test-threads 4 cluster::
 
 slots_of() { # node → the slots the table says it holds, one per line
-  "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7101 2>/dev/null \
+  "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7201 2>/dev/null \
     | awk -v n="node $1 " '$1 == "slot" && index($0, n) { print $2 }' | sort -n
 }
-owners() { "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7101 | awk '$1 == "slot" { print $2, $4 }'; }
+owners() { "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7201 | awk '$1 == "slot" { print $2, $4 }'; }
 
 # A shard process added mid-run takes only the slots it now wins; no other slot moves.
 before=$(owners)

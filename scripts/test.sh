@@ -9,8 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/concord-target}"
 export CONCORD_TEST_POSTGRES_URL="${CONCORD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 bash scripts/services.sh
-# A 3-master Redis Cluster (ports 7101-7103) for the Redis adapter's conformance suite and the
-# cluster tests.
+# A 3-master Redis Cluster (ports 7101-7103) for the Redis adapter's conformance suite; the
+# cluster tests start their own on 7201-7203.
 bash scripts/redis-cluster.sh up
 
 # Scratch databases from earlier runs are dropped so they do not pile up.

@@ -19,7 +19,7 @@ use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
 use concord_api::invalidation::{Invalidation, InvalidationSink};
 use concord_api::AppState;
-use concord_bus_redis::{Redis, RedisBus, RedisTopology, SnowflakeLease};
+use concord_bus_redis::{RateWindow, Redis, RedisBus, RedisTopology, SnowflakeLease};
 use concord_core::bus::EventBus;
 use concord_core::repo::Store;
 use concord_core::snowflake::SnowflakeGenerator;
@@ -261,6 +261,7 @@ impl RoleServer {
                     api_config,
                 )
                 .context("api configuration")?;
+                state.share_rate_limits(Arc::new(RedisWindows(RateWindow::new(redis.clone()))));
                 // Cache evictions go to every other API process over the notices stream.
                 let origin: [u8; 16] = rand::random();
                 let (sink, outbox) = tokio::sync::mpsc::unbounded_channel();
@@ -478,6 +479,24 @@ async fn renew_snowflake(lease: SnowflakeLease, node_id: u16, instance: String) 
             }
             Err(error) => tracing::warn!(node_id, %error, "snowflake lease renewal failed"),
         }
+    }
+}
+
+/// Rate-limit windows in Redis, shared by every API process.
+struct RedisWindows(RateWindow);
+
+#[async_trait::async_trait]
+impl concord_api::SharedWindows for RedisWindows {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<(u64, Duration), String> {
+        self.0
+            .hit(key, limit, window)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

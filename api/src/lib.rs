@@ -42,4 +42,5 @@ mod validate;
 pub use config::{ApiConfig, Argon2Params, RateLimitConfig};
 pub use error::{Error, Result};
 pub use http::router;
+pub use ratelimit::SharedWindows;
 pub use state::AppState;

@@ -1,9 +1,13 @@
-//! In-process HTTP rate limiting with Discord's headers.
+//! HTTP rate limiting with Discord's headers.
 //!
 //! Two fixed windows guard each request: a global one per caller (user id from a correctly
 //! signed token, else client IP) and a route bucket per (caller, method, route template,
 //! top-level resource id). Every response carries the bucket's `X-RateLimit-*` headers; a
 //! rejected request gets the full 429 contract client libraries rely on.
+//!
+//! The windows are counted in this process, or, once a [`SharedWindows`] backend is installed
+//! (cluster mode: Redis), in that backend, so that A API processes do not multiply a bucket by
+//! A. When the backend fails, the request is counted locally instead of being refused.
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -97,13 +101,35 @@ pub(crate) struct Refusal {
     pub(crate) global: bool,
 }
 
+/// Fixed windows counted outside the process, shared by every API process.
+#[async_trait::async_trait]
+pub trait SharedWindows: Send + Sync {
+    /// Counts one hit on `key`, whose window of `window` starts at its first hit. Returns the
+    /// hits in the window including this one (allowed while at most `limit`) and the time until
+    /// the window resets.
+    ///
+    /// # Errors
+    /// A short description of a backend failure.
+    async fn hit(&self, key: &str, limit: u64, window: Duration)
+        -> Result<(u64, Duration), String>;
+}
+
 /// Window counters, evicted once expired.
-#[derive(Debug)]
 pub(crate) struct RateLimiter {
     config: RateLimitConfig,
     routes: DashMap<RouteKey, Window>,
     global: DashMap<Caller, Window>,
     seen: AtomicU64,
+    shared: std::sync::OnceLock<std::sync::Arc<dyn SharedWindows>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("config", &self.config)
+            .field("shared", &self.shared.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RateLimiter {
@@ -113,6 +139,66 @@ impl RateLimiter {
             routes: DashMap::new(),
             global: DashMap::new(),
             seen: AtomicU64::new(0),
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Counts windows in `shared` from now on; later calls are ignored.
+    pub(crate) fn share(&self, shared: std::sync::Arc<dyn SharedWindows>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// Like [`RateLimiter::check`], in the shared backend when one is installed.
+    pub(crate) async fn check_shared(
+        &self,
+        caller: Caller,
+        method: &str,
+        template: &str,
+        major: Option<u64>,
+    ) -> Decision {
+        let Some(shared) = self.shared.get() else {
+            return self.check(caller, method, template, major);
+        };
+        let (bucket_hash, bucket) = bucket_of(method, template);
+        let route_limit = self.config.route_limit.max(1);
+        let route_window = self.config.route_window.max(Duration::from_millis(1));
+        let global_limit = self.config.global_per_second.max(1);
+        let who = match caller {
+            Caller::User(id) => format!("u{id}"),
+            Caller::Ip(ip) => format!("i{ip}"),
+            Caller::Anonymous => "a".to_owned(),
+        };
+        let global_key = format!("g:{who}");
+        let route_key = format!("r:{who}:{bucket_hash:x}:{}", major.unwrap_or(0));
+        let (global, route) = tokio::join!(
+            shared.hit(&global_key, u64::from(global_limit), Duration::from_secs(1)),
+            shared.hit(&route_key, u64::from(route_limit), route_window),
+        );
+        let (Ok((global_used, global_reset)), Ok((route_used, route_reset))) = (global, route)
+        else {
+            metrics::counter!("concord_api_shared_rate_limit_errors_total").increment(1);
+            return self.check(caller, method, template, major);
+        };
+        let refused = if global_used > u64::from(global_limit) {
+            Some(Refusal {
+                retry_after: global_reset,
+                global: true,
+            })
+        } else if route_used > u64::from(route_limit) {
+            Some(Refusal {
+                retry_after: route_reset,
+                global: false,
+            })
+        } else {
+            None
+        };
+        let used = u32::try_from(route_used.min(u64::from(route_limit))).unwrap_or(route_limit);
+        Decision {
+            limit: route_limit,
+            remaining: route_limit - used,
+            reset_after: route_reset,
+            bucket,
+            refused,
         }
     }
 
@@ -232,12 +318,15 @@ fn caller_of(req: &Request, state: &AppState) -> Caller {
 pub(crate) async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = RouteInfo::of(&req);
     let caller = caller_of(&req, &state);
-    let decision = state.limiter.check(
-        caller,
-        req.method().as_str(),
-        route.template(),
-        route.major_id(),
-    );
+    let decision = state
+        .limiter
+        .check_shared(
+            caller,
+            req.method().as_str(),
+            route.template(),
+            route.major_id(),
+        )
+        .await;
     let mut response = match decision.refused {
         None => next.run(req).await,
         Some(refusal) => {

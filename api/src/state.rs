@@ -12,7 +12,7 @@ use crate::config::ApiConfig;
 use crate::error::Error;
 use crate::invalidation::{Invalidation, InvalidationSink};
 use crate::password::Passwords;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, SharedWindows};
 use crate::scope_cache::ScopeCache;
 use crate::token_cache::TokenCache;
 
@@ -54,6 +54,11 @@ impl AppState {
     pub fn set_invalidation_sink(&self, sink: Arc<dyn InvalidationSink>) {
         self.scopes.peers.install(sink.clone());
         self.live_tokens.peers.install(sink);
+    }
+
+    /// Counts rate-limit windows in `shared` (every API process of a cluster) from now on.
+    pub fn share_rate_limits(&self, shared: Arc<dyn SharedWindows>) {
+        self.limiter.share(shared);
     }
 
     /// Applies an eviction made by another process to this process's caches.

@@ -310,3 +310,29 @@ async fn a_membership_change_through_one_api_reaches_the_other_api_before_its_ca
         "api-1 still served the channel to a former member"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs scripts/cluster.sh up; run by scripts/cluster_test.sh"]
+async fn two_api_processes_share_one_rate_limit_bucket() {
+    let (token, _) = user(0, "limited").await;
+    // 120 requests in well under a second touch at most two 1 s windows of the 50-request
+    // bucket, so at most 100 may pass; unshared, each process would pass its 60.
+    let started = std::time::Instant::now();
+    let mut passed = 0;
+    let mut limited = 0;
+    for k in 0..120 {
+        match call(k % 2, "GET", "/users/@me", Some(&token), None).await.0 {
+            200 => passed += 1,
+            429 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the burst was too slow to prove anything"
+    );
+    assert!(
+        limited > 0 && passed <= 100,
+        "{passed} passed, {limited} limited"
+    );
+}
