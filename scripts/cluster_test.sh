@@ -52,6 +52,13 @@ fi
 # get a new owner within the lease and the clients can identify again.
 run shard-kill "$dpy_venv/bin/python" tests/clients/cluster_kill.py "$rest" ws://127.0.0.1:18180 run/shard-1.pid
 
+# Redis lost while running: writes refused with 503 (nothing committed), readiness false, and
+# everything back by itself once Redis returns (AOF keeps its data).
+stop_redis='for p in 7201 7202 7203; do redis-cli -p $p shutdown >/dev/null 2>&1 || true; done'
+start_redis="CONCORD_REDIS_CLUSTER_PORTS='7201 7202 7203' CONCORD_REDIS_CLUSTER_DIR=/var/tmp/concord-cluster-redis bash scripts/redis-cluster.sh up"
+run redis-outage "$dpy_venv/bin/python" tests/clients/cluster_redis_outage.py "$rest" ws://127.0.0.1:18180 \
+  http://127.0.0.1:19000 "$stop_redis" "$start_redis"
+
 if [ "$failed" -ne 0 ]; then
   for f in run/*.log; do echo "--- $f ---"; tail -n 15 "$f"; done
   exit 1

@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "CONCORD_LEASE_TTL_MS", global = true, default_value_t = DEFAULT_LEASE_TTL_MS)]
     pub lease_ttl_ms: u64,
 
+    /// Identify buckets per bot (`max_concurrency` of `/gateway/bot`): a bot may identify once
+    /// per 5 s per bucket, enforced cluster-wide in the cluster roles.
+    #[arg(global = true, long, env = "CONCORD_MAX_CONCURRENCY", default_value_t = concord_gateway_shard::config::DEFAULT_MAX_CONCURRENCY)]
+    pub max_concurrency: u32,
+
     /// How long a draining router keeps connections open after op 7, in milliseconds.
     #[arg(long, env = "CONCORD_DRAIN_MS", global = true, default_value_t = DEFAULT_DRAIN_MS)]
     pub drain_ms: u64,
@@ -260,6 +265,9 @@ impl Config {
         }
         if self.slots == 0 || self.slots > concord_core::topology::MAX_SLOT_COUNT {
             bail!("CONCORD_SLOTS / --slots must be between 1 and 1024");
+        }
+        if self.max_concurrency == 0 || self.max_concurrency > 1024 {
+            bail!("CONCORD_MAX_CONCURRENCY / --max-concurrency must be between 1 and 1024");
         }
         if self.lease_ttl_ms < 1000 {
             bail!("CONCORD_LEASE_TTL_MS / --lease-ttl-ms must be at least 1000");

@@ -19,14 +19,16 @@ use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
 use concord_api::invalidation::{Invalidation, InvalidationSink};
 use concord_api::AppState;
-use concord_bus_redis::{RateWindow, Redis, RedisBus, RedisTopology, SnowflakeLease};
+use concord_bus_redis::{IdentifyGate, RateWindow, Redis, RedisBus, RedisTopology, SnowflakeLease};
 use concord_core::bus::EventBus;
 use concord_core::repo::Store;
 use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::token::TokenKey;
 use concord_core::topology::Topology;
+use concord_gateway_shard::identify_queue::IDENTIFY_INTERVAL;
 use concord_gateway_shard::{
-    serve_links, ConnectionContext, LinkTickets, NodeConfig, ShardConfig, ShardNode,
+    serve_links, ConnectionContext, IdentifyQueue, IdentifyQueueHandle, LinkTickets, NodeConfig,
+    ShardConfig, ShardNode,
 };
 use concord_router::{GatewayRouter, RouterParts};
 use tokio::net::TcpListener;
@@ -249,6 +251,7 @@ impl RoleServer {
                         route_window: Duration::from_millis(config.rate_limit_route_window_ms),
                         global_per_second: config.rate_limit_global,
                     },
+                    max_concurrency: config.max_concurrency,
                     ..ApiConfig::new(config.gateway_url(listener.local_addr()?))
                 };
                 let bus_port: Arc<dyn EventBus> = bus.clone();
@@ -278,6 +281,11 @@ impl RoleServer {
                     apply_invalidations(state.clone(), origin, notices),
                     stopped.clone(),
                 ));
+                tasks.spawn(until_stopped(
+                    probe_bus(redis.clone(), state.clone()),
+                    stopped.clone(),
+                ));
+                tasks.spawn(until_stopped(state.clone().run_backlog(), stopped.clone()));
                 let app = concord_api::router(state)
                     .layer(middleware::from_fn(refuse_upgrades))
                     .layer(tower_http::trace::TraceLayer::new_for_http());
@@ -319,7 +327,11 @@ impl RoleServer {
                         .map(|a| a.to_string())
                         .unwrap_or_default()
                 });
-                let shard_config = Arc::new(shard_config(&config, config.listen)?);
+                let mut shard_config = shard_config(&config, config.listen)?;
+                shard_config.identify_queue = IdentifyQueueHandle(Some(Arc::new(
+                    RedisIdentifyQueue(IdentifyGate::new(redis.clone())),
+                )));
+                let shard_config = Arc::new(shard_config);
                 let lease_ttl = Duration::from_millis(config.lease_ttl_ms);
                 let node = ShardNode::start(
                     NodeConfig {
@@ -428,6 +440,7 @@ fn shard_config(config: &Config, listen: SocketAddr) -> anyhow::Result<ShardConf
         zlib_window_bits: config.zlib_window_bits,
         zstd_window_log: config.zstd_window_log,
         reconnect_grace: Duration::from_millis(config.drain_ms),
+        max_concurrency: config.max_concurrency,
         ..ShardConfig::default()
     };
     shard_config
@@ -479,6 +492,47 @@ async fn renew_snowflake(lease: SnowflakeLease, node_id: u16, instance: String) 
             }
             Err(error) => tracing::warn!(node_id, %error, "snowflake lease renewal failed"),
         }
+    }
+}
+
+/// How often an API process checks that Redis takes writes.
+const BUS_PROBE: Duration = Duration::from_millis(250);
+
+/// Keeps the API's write gate in step with Redis: closed while a PING fails or times out.
+async fn probe_bus(redis: Redis, state: AppState) {
+    let mut tick = tokio::time::interval(BUS_PROBE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was = true;
+    loop {
+        tick.tick().await;
+        let ping = tokio::time::timeout(
+            Duration::from_secs(1),
+            redis.query::<String>(&redis::cmd("PING")),
+        )
+        .await;
+        let up = matches!(ping, Ok(Ok(_)));
+        if up != was {
+            if up {
+                tracing::info!("redis reachable again; accepting writes");
+            } else {
+                tracing::error!("redis unreachable; refusing writes until it returns");
+            }
+            was = up;
+        }
+        state.set_bus_available(up);
+    }
+}
+
+/// Identify buckets in Redis, shared by every shard process.
+struct RedisIdentifyQueue(IdentifyGate);
+
+#[async_trait::async_trait]
+impl IdentifyQueue for RedisIdentifyQueue {
+    async fn try_take(&self, app: u64, bucket: u32) -> Result<Option<Duration>, String> {
+        self.0
+            .try_take(app, bucket, IDENTIFY_INTERVAL)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -88,6 +88,7 @@ impl Server {
             resume_gateway_url: gateway_url.clone(),
             zlib_window_bits: config.zlib_window_bits,
             zstd_window_log: config.zstd_window_log,
+            max_concurrency: config.max_concurrency,
             ..ShardConfig::default()
         };
         shard_config
@@ -120,10 +121,12 @@ impl Server {
                 route_window: Duration::from_millis(config.rate_limit_route_window_ms),
                 global_per_second: config.rate_limit_global,
             },
+            max_concurrency: config.max_concurrency,
             ..ApiConfig::new(gateway_url)
         };
         let state = AppState::new(store.clone(), bus_port, topology, tokens, ids, api_config)
             .context("api configuration")?;
+        tasks.spawn(until_stopped(state.clone().run_backlog(), stopped.clone()));
         let app = concord_api::router(state).layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
             route_upgrades_to_gateway,

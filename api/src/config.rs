@@ -33,6 +33,9 @@ pub struct ApiConfig {
     pub argon2: Argon2Params,
     /// `shards` advertised by `/gateway/bot`.
     pub shard_count: u32,
+    /// `session_start_limit.max_concurrency` of `/gateway/bot`: identify buckets per bot, as the
+    /// gateway enforces them.
+    pub max_concurrency: u32,
 }
 
 impl ApiConfig {
@@ -44,6 +47,7 @@ impl ApiConfig {
             rate_limits: RateLimitConfig::default(),
             argon2: Argon2Params::default(),
             shard_count: DEFAULT_SHARD_COUNT,
+            max_concurrency: 1,
         }
     }
 }

@@ -129,13 +129,79 @@ impl JoinHold {
 /// Publishes the same message once to each slot.
 ///
 /// The write is committed before publishing, so a bus failure must not fail the request (the
-/// client would retry and duplicate it); it is logged and counted for the operator instead.
+/// client would retry and duplicate it): the message goes to the [`Backlog`], which publishes it,
+/// in order, once the bus is back; meanwhile new writes are refused before they commit.
 pub(crate) async fn to_slots(state: &AppState, slots: &[ShardId], message: BusMessage) {
     if slots.is_empty() {
         return;
     }
-    if let Err(error) = state.bus.publish(slots, message).await {
+    // Behind anything still waiting, so that each slot keeps the order of its events.
+    if !state.backlog.is_empty() {
+        state.backlog.push(slots.to_vec(), message);
+        return;
+    }
+    if let Err(error) = state.bus.publish(slots, message.clone()).await {
+        state.set_bus_available(false);
+        state.backlog.push(slots.to_vec(), message);
         metrics::counter!("concord_api_publish_errors_total").increment(1);
-        tracing::error!(?slots, %error, "event publish failed");
+        tracing::error!(?slots, %error, "event publish failed; kept for retry");
+    }
+}
+
+/// Events committed but not yet published, waiting for the bus, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    queue: std::sync::Mutex<std::collections::VecDeque<(Vec<ShardId>, BusMessage)>>,
+    added: tokio::sync::Notify,
+}
+
+impl Backlog {
+    fn push(&self, slots: Vec<ShardId>, message: BusMessage) {
+        let len = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.push_back((slots, message));
+            queue.len()
+        };
+        metrics::gauge!("concord_api_publish_backlog").set(len as f64);
+        self.added.notify_one();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    fn front(&self) -> Option<(Vec<ShardId>, BusMessage)> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            .cloned()
+    }
+
+    fn pop(&self) {
+        let len = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.pop_front();
+            queue.len()
+        };
+        metrics::gauge!("concord_api_publish_backlog").set(len as f64);
+    }
+}
+
+/// Publishes the backlog, oldest first, retrying every 250 ms while the bus refuses; runs for
+/// the life of the process.
+pub(crate) async fn drain_backlog(state: AppState) {
+    loop {
+        let Some((slots, message)) = state.backlog.front() else {
+            state.backlog.added.notified().await;
+            continue;
+        };
+        match state.bus.publish(&slots, message).await {
+            Ok(()) => state.backlog.pop(),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
     }
 }

@@ -52,7 +52,7 @@ async fn get_gateway_bot(State(state): State<AppState>, _auth: AuthUser) -> Json
             total: SESSION_START_TOTAL,
             remaining: SESSION_START_TOTAL,
             reset_after: 0,
-            max_concurrency: 1,
+            max_concurrency: state.config.max_concurrency.max(1),
         },
     })
 }

@@ -42,11 +42,32 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            refuse_writes_without_bus,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             ratelimit::limit,
         ))
         .layer(middleware::from_fn(telemetry::record))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::span))
         .with_state(state)
+}
+
+/// While the event bus is down, a write would commit an event nobody can be told of: it is
+/// refused with 503 (Discord's body) before it reaches its handler. Reads go on.
+async fn refuse_writes_without_bus(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: middleware::Next,
+) -> Response {
+    let read = matches!(
+        *req.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if !read && !state.accepts_writes() {
+        return Error::Cluster("event bus unavailable".to_owned()).into_response();
+    }
+    next.run(req).await
 }
 
 async fn method_not_allowed() -> Response {

@@ -10,6 +10,7 @@ use concord_core::topology::Topology;
 
 use crate::config::ApiConfig;
 use crate::error::Error;
+use crate::events::Backlog;
 use crate::invalidation::{Invalidation, InvalidationSink};
 use crate::password::Passwords;
 use crate::ratelimit::{RateLimiter, SharedWindows};
@@ -34,6 +35,10 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub(crate) passwords: Passwords,
     pub(crate) limiter: Arc<RateLimiter>,
+    /// False while events cannot be published: writes are then refused before they commit.
+    pub(crate) bus_available: Arc<std::sync::atomic::AtomicBool>,
+    /// Committed events waiting for the bus.
+    pub(crate) backlog: Arc<Backlog>,
     /// Token ids known live; revocations must go through it.
     pub(crate) live_tokens: Arc<TokenCache>,
     /// Channels, guilds and memberships read by permission checks; their changes must go
@@ -54,6 +59,27 @@ impl AppState {
     pub fn set_invalidation_sink(&self, sink: Arc<dyn InvalidationSink>) {
         self.scopes.peers.install(sink.clone());
         self.live_tokens.peers.install(sink);
+    }
+
+    /// Records whether the event bus can take publishes (a probe's verdict, in cluster mode).
+    /// While it cannot, every write is refused with 503 before anything is committed, since its
+    /// event could not be delivered.
+    pub fn set_bus_available(&self, available: bool) {
+        self.bus_available
+            .store(available, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether writes are accepted: the bus takes publishes and no committed event waits for it.
+    pub fn accepts_writes(&self) -> bool {
+        self.bus_available
+            .load(std::sync::atomic::Ordering::Acquire)
+            && self.backlog.is_empty()
+    }
+
+    /// Publishes events that were committed while the bus was away, in order, as soon as it
+    /// takes them again. Spawn once per process; it never returns.
+    pub async fn run_backlog(self) {
+        crate::events::drain_backlog(self).await;
     }
 
     /// Counts rate-limit windows in `shared` (every API process of a cluster) from now on.
@@ -90,6 +116,8 @@ impl AppState {
             config: Arc::new(config),
             passwords,
             limiter,
+            bus_available: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            backlog: Arc::default(),
             live_tokens: Arc::default(),
             scopes: Arc::default(),
         })

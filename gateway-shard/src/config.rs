@@ -27,6 +27,9 @@ pub const DEFAULT_LARGE_THRESHOLD: u32 = 50;
 /// Time between op 7 and the server's own close on shutdown.
 pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(2);
 
+/// Identify buckets per bot, Discord's default for bots in fewer than 150 000 guilds.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 1;
+
 /// Legal `zlib_window_bits`.
 pub const ZLIB_WINDOW_BITS_RANGE: std::ops::RangeInclusive<u8> = 9..=15;
 /// Legal `zstd_window_log` (zstd's minimum; the maximum keeps contexts small).
@@ -55,6 +58,10 @@ pub struct ShardConfig {
     pub zlib_window_bits: u8,
     /// Window log of `zstd-stream`, 10..=22.
     pub zstd_window_log: u32,
+    /// Identify buckets per bot (`shard_id % max_concurrency`), as `/gateway/bot` reports.
+    pub max_concurrency: u32,
+    /// Where bot Identifies take their bucket; none = not enforced.
+    pub identify_queue: crate::identify_queue::IdentifyQueueHandle,
 }
 
 impl Default for ShardConfig {
@@ -70,6 +77,8 @@ impl Default for ShardConfig {
             resume_window: DEFAULT_RESUME_WINDOW,
             zlib_window_bits: DEFAULT_ZLIB_WINDOW_BITS,
             zstd_window_log: DEFAULT_ZSTD_WINDOW_LOG,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            identify_queue: crate::identify_queue::IdentifyQueueHandle::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `op`: Identify, Resume and Request Guild Members;
 //! - [`compression`]: `zlib-stream` / `zstd-stream` transport contexts and their memory budget;
 //! - [`routing`]: the [`SessionRouter`] port and [`SessionHost`] handles;
+//! - [`identify_queue`]: bot identify concurrency (`max_concurrency` buckets);
 //! - [`config`]: [`ShardConfig`] and its defaults; [`error`]: [`Error`] → close codes.
 
 pub mod compression;
@@ -21,6 +22,7 @@ pub mod connection;
 pub mod error;
 mod frame;
 mod guild_create;
+pub mod identify_queue;
 pub mod link;
 mod metrics;
 pub mod node;
@@ -35,6 +37,7 @@ pub use compression::Compression;
 pub use config::ShardConfig;
 pub use connection::{serve, ConnectParams, ConnectionContext};
 pub use error::{Error, Result};
+pub use identify_queue::{IdentifyQueue, IdentifyQueueHandle};
 pub use link::{serve_links, LinkTickets};
 pub use node::{NodeConfig, ShardNode};
 pub use routing::{RemoteHost, SessionHost, SessionRouter};

@@ -12,6 +12,8 @@ pub(crate) const DISPATCHES: &str = "concord_gateway_dispatches_total";
 pub(crate) const IDENTIFY_SECONDS: &str = "concord_gateway_identify_seconds";
 /// Counter: closes, by code (client-initiated ones by `client_normal`/`client_other`/`dropped`).
 pub(crate) const CLOSES: &str = "concord_gateway_close_total";
+/// Histogram: time a bot Identify waited for its `max_concurrency` bucket.
+pub(crate) const IDENTIFY_WAIT_SECONDS: &str = "concord_gateway_identify_wait_seconds";
 /// Counter: interest-registry updates that failed (the slot's counts are off until retaken).
 pub(crate) const INTEREST_ERRORS: &str = "concord_gateway_interest_errors_total";
 /// Gauge: slots this process holds.

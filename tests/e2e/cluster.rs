@@ -336,3 +336,48 @@ async fn two_api_processes_share_one_rate_limit_bucket() {
         "{passed} passed, {limited} limited"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs scripts/cluster.sh up; run by scripts/cluster_test.sh"]
+async fn a_bots_identifies_share_one_bucket_across_routers() {
+    let (owner, _) = user(0, "botowner").await;
+    let app = ok(
+        call(
+            0,
+            "POST",
+            "/applications",
+            Some(&owner),
+            Some(json!({"name": format!("gate{}", rand_suffix())})),
+        )
+        .await,
+        201,
+    );
+    let id = app["id"].as_str().unwrap();
+    let reset = ok(
+        call(
+            0,
+            "POST",
+            &format!("/applications/{id}/bot/reset"),
+            Some(&owner),
+            None,
+        )
+        .await,
+        200,
+    );
+    let bot = format!("Bot {}", reset["token"].as_str().unwrap());
+    let gateway = ok(call(1, "GET", "/gateway/bot", Some(&bot), None).await, 200);
+    assert_eq!(gateway["session_start_limit"]["max_concurrency"], 1);
+
+    // Two sessions of one bot in the same bucket, through different routers: the second READY
+    // waits for the bucket's 5 s interval.
+    let mut first = Gateway::connect(ROUTER[0], Compression::None).await;
+    first.identify(&bot, 1).await;
+    let started = std::time::Instant::now();
+    let mut second = Gateway::connect(ROUTER[1], Compression::None).await;
+    second.identify(&bot, 1).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3),
+        "second identify after {waited:?}"
+    );
+}

@@ -93,6 +93,18 @@ impl Shard {
             }
         };
         check_privileged(identify.intents, user.user.bot, application.flags)?;
+        if user.user.bot {
+            let max_concurrency = self.config().max_concurrency.max(1);
+            let bucket = identify.shard.map_or(0, |[id, _]| id) % max_concurrency;
+            let waited = self
+                .config()
+                .identify_queue
+                .wait_turn(claims.user_id.get(), bucket)
+                .await;
+            if !waited.is_zero() {
+                ::metrics::histogram!(metrics::IDENTIFY_WAIT_SECONDS).record(waited.as_secs_f64());
+            }
+        }
 
         let (low, high) = LARGE_THRESHOLD_RANGE;
         let large_threshold = identify
