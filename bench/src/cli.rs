@@ -121,7 +121,8 @@ pub struct SessionOpts {
     /// for worker k when the target is loopback).
     #[arg(long)]
     pub source_addrs: Option<String>,
-    /// Gateway URL to use instead of asking `GET /gateway`; must point at the target.
+    /// Gateway URL(s) to use instead of asking `GET /gateway`, comma-separated (worker k uses
+    /// URL k mod n, e.g. one per router of a cluster); each must point at the target.
     #[arg(long)]
     pub gateway: Option<String>,
     /// Longest wait from socket open to the last GUILD_CREATE.

@@ -60,13 +60,14 @@ impl Ctx {
     }
 }
 
-/// The gateway URL: `--gateway`, else `GET /gateway`; either must point at the target.
+/// The gateway URLs: `--gateway` (comma-separated, e.g. every router of a cluster; worker k
+/// uses URL k mod n), else `GET /gateway`; each must point at the target.
 ///
 /// # Errors
-/// When the server lacks `/gateway` or answers with a URL elsewhere.
-pub async fn gateway_url(ctx: &Ctx, opts: &SessionOpts) -> anyhow::Result<GatewayUrl> {
+/// When the server lacks `/gateway` or a URL points elsewhere.
+pub async fn gateway_urls(ctx: &Ctx, opts: &SessionOpts) -> anyhow::Result<Vec<GatewayUrl>> {
     let raw = match &opts.gateway {
-        Some(url) => url.clone(),
+        Some(urls) => urls.clone(),
         None => {
             let call = Call::new(Method::GET, "/gateway", "/gateway".to_owned(), None);
             let body = ctx
@@ -80,7 +81,12 @@ pub async fn gateway_url(ctx: &Ctx, opts: &SessionOpts) -> anyhow::Result<Gatewa
                 .to_owned()
         }
     };
-    GatewayUrl::resolve(&raw, &ctx.target.addrs).await
+    let mut urls = Vec::new();
+    for url in raw.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        urls.push(GatewayUrl::resolve(url, &ctx.target.addrs).await?);
+    }
+    anyhow::ensure!(!urls.is_empty(), "--gateway names no URL");
+    Ok(urls)
 }
 
 /// The sessions to open: `sessions` of them (default one per token), cycling over the tokens

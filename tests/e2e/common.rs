@@ -17,8 +17,22 @@ pub enum Db {
 
 pub struct TestServer {
     pub server: Server,
+    pub api: Api,
+}
+
+/// REST helpers against any Concord API base (`http://host:port`): the test server's, or an API
+/// process of a running cluster.
+pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 pub struct Response {
@@ -59,8 +73,7 @@ impl TestServer {
         let base = format!("http://{}", server.addr());
         Self {
             server,
-            http: reqwest::Client::new(),
-            base,
+            api: Api::new(&base),
         }
     }
 
@@ -70,6 +83,21 @@ impl TestServer {
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.server.addr()
+    }
+
+    /// Calls and asserts the status, returning the body.
+    #[track_caller]
+    pub fn expect(resp: Response, status: u16) -> Value {
+        Api::expect(resp, status)
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+        }
     }
 
     pub async fn call(

@@ -31,6 +31,24 @@ async fn next_event(shard: &mut Shard, wanted: fn(&Event) -> bool) -> Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilight_end_to_end() {
     let s = TestServer::start(Db::Sqlite).await;
+    twilight_flow(&s, s.addr().to_string(), s.ws_url()).await;
+}
+
+/// The same against a running cluster: REST through api-1, the gateway through router-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster.sh up; run by scripts/cluster_test.sh"]
+async fn cluster_twilight_end_to_end() {
+    let api = crate::common::Api::new("http://127.0.0.1:18081");
+    twilight_flow(
+        &api,
+        "127.0.0.1:18081".to_owned(),
+        "ws://127.0.0.1:18181".to_owned(),
+    )
+    .await;
+}
+
+/// Login, READY, GUILD_CREATE, send, edit, react and delete, each seen as a twilight event.
+async fn twilight_flow(s: &crate::common::Api, rest_addr: String, ws_url: String) {
     let (owner, _) = s.user("twowner").await;
     let (bot, bot_id) = s.bot(&owner, "twbot").await;
     let (guild, general) = s.guild(&owner).await;
@@ -38,7 +56,7 @@ async fn twilight_end_to_end() {
     let token = bot.trim_start_matches("Bot ").to_owned();
 
     let http = twilight_http::Client::builder()
-        .proxy(s.addr().to_string(), true)
+        .proxy(rest_addr, true)
         .token(token.clone())
         .remember_invalid_token(false)
         .build();
@@ -49,9 +67,7 @@ async fn twilight_end_to_end() {
         | Intents::GUILD_MESSAGES
         | Intents::MESSAGE_CONTENT
         | Intents::GUILD_MESSAGE_REACTIONS;
-    let config = ConfigBuilder::new(token, intents)
-        .proxy_url(s.ws_url())
-        .build();
+    let config = ConfigBuilder::new(token, intents).proxy_url(ws_url).build();
     let mut shard = Shard::with_config(ShardId::ONE, config);
 
     let Event::Ready(ready) = next_event(&mut shard, |e| matches!(e, Event::Ready(_))).await else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fleet::Fleet;
-use super::{gateway_url, session_figures, session_specs, Ctx};
+use super::{gateway_urls, session_figures, session_specs, Ctx};
 use crate::cli::ConnectArgs;
 use crate::report::Report;
 
@@ -19,12 +19,12 @@ pub async fn run(ctx: &Ctx, args: &ConnectArgs) -> anyhow::Result<Report> {
     let opts = &args.session;
     let specs = session_specs(&ctx.fixture, opts.sessions, opts.with_bots, None)?;
     let requested = specs.len();
-    let gateway = gateway_url(ctx, opts).await?;
+    let gateways = gateway_urls(ctx, opts).await?;
     let mut report = Report::new("connect", &ctx.target.base, serde_json::to_value(args)?);
 
     ctx.progress.phase("connecting");
     let started = Instant::now();
-    let mut fleet = Fleet::launch(ctx, opts, gateway, specs, args.rate, None).await?;
+    let mut fleet = Fleet::launch(ctx, opts, gateways, specs, args.rate, None).await?;
     let ramp_limit = ramp_limit(requested, args.rate, opts.ready_timeout);
     if !fleet.wait_ramp(ramp_limit, ctx).await? {
         report

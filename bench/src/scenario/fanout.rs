@@ -21,7 +21,7 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use super::connect::ramp_limit;
 use super::fleet::{Fleet, FleetResult};
 use super::posting::{post_message, Destinations, PostStats};
-use super::{gateway_url, session_figures, session_specs, Ctx};
+use super::{gateway_urls, session_figures, session_specs, Ctx};
 use crate::cli::{FanoutArgs, ResumeArgs};
 use crate::delivery::Posted;
 use crate::report::Report;
@@ -193,13 +193,13 @@ async fn drive(
     let specs = session_specs(fixture, opts.sessions, opts.with_bots, members.as_deref())?;
     let requested = specs.len();
     let destinations = Destinations::new(fixture, &guilds);
-    let gateway = gateway_url(ctx, opts).await?;
+    let gateways = gateway_urls(ctx, opts).await?;
 
     ctx.progress.phase("connecting");
     let mut fleet = Fleet::launch(
         ctx,
         opts,
-        gateway,
+        gateways,
         specs,
         args.connect_rate,
         resume.map(|r| r.reconnect_window),

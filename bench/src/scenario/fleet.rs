@@ -65,14 +65,15 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts the workers, splitting `specs` round-robin between them.
+    /// Starts the workers, splitting `specs` round-robin between them; worker k connects to
+    /// `gateways[k % n]`.
     ///
     /// # Errors
     /// When the source addresses are invalid or a worker cannot start.
     pub async fn launch(
         ctx: &Ctx,
         opts: &SessionOpts,
-        gateway: GatewayUrl,
+        gateways: Vec<GatewayUrl>,
         specs: Vec<SessionSpec>,
         connect_rate: f64,
         reconnect_window: Option<Duration>,
@@ -90,7 +91,7 @@ impl Fleet {
             .map(|(k, sessions)| Plan {
                 worker: k,
                 run_id: ctx.run_id.clone(),
-                gateway: gateway.clone(),
+                gateway: gateways[k % gateways.len().max(1)].clone(),
                 allowed: ctx.target.addrs.clone(),
                 source: sources[k],
                 compress: opts.compress,
