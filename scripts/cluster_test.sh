@@ -39,11 +39,43 @@ run bench-fanout "$bench" fanout --fixture run/bench-fixture.json --sessions 200
   --gateway ws://127.0.0.1:18180,ws://127.0.0.1:18181 --rate 40 --duration 6s \
   --compress zlib-stream --quiet --slo missing=0,duplicates=0,gaps=0,failures=0
 
+# Every process serves /metrics, /healthz and /readyz on its admin port.
+metrics_ok=1
+for port in 19000 19001 19100 19101 19200 19201 19202; do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null && curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null \
+    && curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^concord_' || { metrics_ok=0; log "admin port $port incomplete"; }
+done
+if [ "$metrics_ok" = 1 ]; then log "admin endpoints passed"; else log "admin endpoints FAILED"; failed=1; fi
+
+# A second process cannot take a live node id; an unreachable Redis is named (without its
+# password) and ends the process with a non-zero status.
+if out=$(CONCORD_TOKEN_SECRET_FILE=run/token.secret timeout 20 "$CONCORD_BIN" shard --node-id 0 \
+    --redis-url redis+cluster://127.0.0.1:7201 --database-url postgres://postgres@127.0.0.1:5432/concord_cluster \
+    --link-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 2>&1); then
+  log "duplicate node id FAILED: the second node 0 started"; failed=1
+elif echo "$out" | grep -q "node id 0 is held"; then
+  log "duplicate node id passed"
+else
+  log "duplicate node id FAILED: $out"; failed=1
+fi
+if out=$(CONCORD_TOKEN_SECRET_FILE=run/token.secret timeout 20 "$CONCORD_BIN" api \
+    --redis-url redis://user:hunter2secret@127.0.0.1:1 --database-url postgres://postgres@127.0.0.1:5432/concord_cluster \
+    --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 2>&1); then
+  log "unreachable redis FAILED: the process started"; failed=1
+elif echo "$out" | grep -q "127.0.0.1:1" && ! echo "$out" | grep -q hunter2secret; then
+  log "unreachable redis passed: $(echo "$out" | tail -n 1)"
+else
+  log "unreachable redis FAILED: $out"; failed=1
+fi
+
 slots_of() { # node → the slots the table says it holds, one per line
   "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7201 2>/dev/null \
     | awk -v n="node $1 " '$1 == "slot" && index($0, n) { print $2 }' | sort -n
 }
-owners() { "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7201 | awk '$1 == "slot" { print $2, $4 }'; }
+owners() {
+  "$CONCORD_BIN" cluster status --redis-url redis+cluster://127.0.0.1:7201 \
+    | awk '$1 == "slot" { print $2, ($3 == "unowned" ? "unowned" : $4) }'
+}
 
 # A shard process added mid-run takes only the slots it now wins; no other slot moves.
 before=$(owners)
