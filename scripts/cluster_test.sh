@@ -42,8 +42,12 @@ run bench-fanout "$bench" fanout --fixture run/bench-fixture.json --sessions 200
 # Every process serves /metrics, /healthz and /readyz on its admin port.
 metrics_ok=1
 for port in 19000 19001 19100 19101 19200 19201 19202; do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null && curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null \
-    && curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^concord_' || { metrics_ok=0; log "admin port $port incomplete"; }
+  # Read whole before matching: grep -q closing the pipe early would fail curl under pipefail.
+  metrics=$(curl -fsS "http://127.0.0.1:$port/metrics" || true)
+  if ! curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || ! curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null \
+    || ! grep -q '^concord_' <<<"$metrics"; then
+    metrics_ok=0; log "admin port $port incomplete"
+  fi
 done
 if [ "$metrics_ok" = 1 ]; then log "admin endpoints passed"; else log "admin endpoints FAILED"; failed=1; fi
 

@@ -4,18 +4,21 @@
 #
 #   bench/scripts/cluster.sh [OUT_DIR]
 #
-# Starts a local cluster (scripts/cluster.sh: 1 api, 2 routers, 3 shards, a 3-master Redis
+# Starts a local cluster (scripts/cluster.sh: 1 api, 2+ routers, 3 shards, a 3-master Redis
 # Cluster, PostgreSQL) from a release build, creates a fixture, and runs: idle sessions across both
 # routers (memory summed over router and shard processes), fan-out through both routers at 500
 # POST/s (CPU summed over every process, Redis included), and a POST run that counts Redis
 # commands per message. Then the same fan-out against the all-in-one server on PostgreSQL.
-# SESSIONS (default 10000) sizes the idle run, HOLD_SECONDS (default 60) its length.
+# SESSIONS (default 10000) sizes the idle run, HOLD_SECONDS (default 60) its length, ROUTERS
+# (default: enough for SESSIONS, at least 2) the router count.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-bench-results/cluster}
 sessions=${SESSIONS:-10000}
 hold=${HOLD_SECONDS:-60}
+# A router holds two descriptors per session (client and link) under a 20 000 limit.
+nrouters=${ROUTERS:-$(( (sessions + 8999) / 9000 > 2 ? (sessions + 8999) / 9000 : 2 ))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/concord-target}
 (cd "$root" && cargo build --release -q -p concord -p concord-bench)
 bin=$CARGO_TARGET_DIR/release
@@ -23,7 +26,8 @@ export CONCORD_BIN=$bin/concord
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rest=http://127.0.0.1:18080
-routers=ws://127.0.0.1:18180,ws://127.0.0.1:18181
+routers=$(for k in $(seq 0 $((nrouters - 1))); do printf 'ws://127.0.0.1:%d,' $((18180 + k)); done)
+routers=${routers%,}
 
 # Sum of CPU seconds (user + system) and RSS (KiB) over the given pids.
 procstat() {
@@ -51,7 +55,7 @@ cd "$root"
 export CONCORD_RATE_LIMIT_GLOBAL=1000000 CONCORD_RATE_LIMIT_ROUTE=1000000
 bash scripts/cluster.sh down >/dev/null 2>&1 || true
 trap 'bash scripts/cluster.sh down >/dev/null 2>&1 || true' EXIT
-bash scripts/cluster.sh up --shards 3 --routers 2 --apis 1 --redis cluster
+bash scripts/cluster.sh up --shards 3 --routers "$nrouters" --apis 1 --redis cluster
 "$bin/bench" setup --target "$rest" --fixture "$out/fixture.json" \
   --users 1000 --guilds 20 --members-per-guild 100 --quiet
 
@@ -61,7 +65,7 @@ all_pids="$(pids_of run/*.pid) $(redis_pids)"
 # Idle sessions: RSS growth of routers + shards per session.
 before=$(procstat $gateway_pids)
 "$bin/bench" connect --fixture "$out/fixture.json" --gateway "$routers" --sessions "$sessions" \
-  --rate 1000 --duration "${hold}s" --workers 2 --json "$out/idle.json" --quiet \
+  --rate 1000 --duration "${hold}s" --workers "$nrouters" --json "$out/idle.json" --quiet \
   >"$out/idle.txt" 2>&1 &
 bench_pid=$!
 # Sampled near the end of the hold, while every session is still connected.

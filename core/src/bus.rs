@@ -136,6 +136,11 @@ pub trait Subscription: Send {
     /// Next message, in publish order; `None` when the bus is shut down. Transport failures are
     /// retried inside the subscription, which resumes where it stopped.
     async fn next(&mut self) -> Option<BusMessage>;
+
+    /// Where the subscription stands in a durable log (a Redis stream entry id), if it reads one.
+    fn position(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The event bus: an ordered, back-pressured channel per slot. Who is interested in what lives

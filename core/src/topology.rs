@@ -187,6 +187,13 @@ pub trait Topology: Send + Sync {
     /// Drops every interest count `slot` holds (a new owner starts from zero: the sessions the
     /// counts stood for went with the previous owner).
     async fn reset_slot_interest(&self, slot: SlotId) -> TopologyResult<()>;
+
+    /// Records how far the owner of `slot` has read its log (a bus position, see
+    /// [`crate::bus::Subscription::position`]), so that `cluster status` can show each slot's
+    /// lag. Backends without a durable log ignore it.
+    async fn report_position(&self, _slot: SlotId, _position: &str) -> TopologyResult<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

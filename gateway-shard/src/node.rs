@@ -232,9 +232,15 @@ impl ShardNode {
                 return Ok(());
             }
         }
-        let slots: Vec<(SlotId, SlotLease)> =
-            self.held.iter().map(|h| (*h.key(), h.lease)).collect();
-        for (slot, lease) in slots {
+        let slots: Vec<(SlotId, SlotLease, Option<String>)> = self
+            .held
+            .iter()
+            .map(|h| (*h.key(), h.lease, h.shard.position()))
+            .collect();
+        for (slot, lease, position) in slots {
+            if let Some(position) = position {
+                self.topology.report_position(slot, &position).await?;
+            }
             if self
                 .topology
                 .renew_slot(slot, lease, self.config.lease_ttl)

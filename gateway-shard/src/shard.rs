@@ -41,6 +41,8 @@ pub struct Shard {
     /// Serialises subscription changes so that each session's guild set, the guild index and
     /// the interest counts move together (interest is counted per session).
     membership: tokio::sync::Mutex<()>,
+    /// How far the bus consumer has read, refreshed about once a second.
+    position: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -72,6 +74,7 @@ impl Shard {
             tokens,
             table: SessionTable::default(),
             membership: tokio::sync::Mutex::new(()),
+            position: std::sync::Mutex::new(None),
         });
         shard.record_sessions();
         shard
@@ -124,9 +127,15 @@ impl Shard {
         // The reaper ends with this loop, however the loop's future ends.
         let _reaper = AbortOnDrop(tokio::spawn(self.clone().reap_forever()));
         tokio::pin!(shutdown);
+        let mut report = tokio::time::interval(Duration::from_secs(1));
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = report.tick() => {
+                    *self.position.lock().unwrap_or_else(|e| e.into_inner()) =
+                        subscription.position();
+                }
                 message = subscription.next() => match message {
                     Some(message) => self.handle(message).await,
                     None => {
@@ -412,6 +421,14 @@ impl Shard {
                 let _ = link.control.send(Control::Close(Error::Reconnect));
             }
         }
+    }
+
+    /// How far the slot's bus consumer had read at its last report (about once a second).
+    pub fn position(&self) -> Option<String> {
+        self.position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Looks a session up.

@@ -314,27 +314,31 @@ async fn a_membership_change_through_one_api_reaches_the_other_api_before_its_ca
 #[tokio::test]
 #[ignore = "needs scripts/cluster.sh up; run by scripts/cluster_test.sh"]
 async fn two_api_processes_share_one_rate_limit_bucket() {
-    let (token, _) = user(0, "limited").await;
-    // 120 requests in well under a second touch at most two 1 s windows of the 50-request
-    // bucket, so at most 100 may pass; unshared, each process would pass its 60.
-    let started = std::time::Instant::now();
-    let mut passed = 0;
-    let mut limited = 0;
-    for k in 0..120 {
-        match call(k % 2, "GET", "/users/@me", Some(&token), None).await.0 {
-            200 => passed += 1,
-            429 => limited += 1,
-            other => panic!("unexpected status {other}"),
+    // 120 concurrent requests, half through each API process, finishing within one second
+    // touch at most two 1 s windows of the 50-request bucket, so at most 100 may pass;
+    // unshared, each process would pass its 60. A burst slowed past a second by a loaded
+    // machine proves nothing and is tried again with a fresh user.
+    for _ in 0..5 {
+        let (token, _) = user(0, "limited").await;
+        let started = std::time::Instant::now();
+        let calls = (0..120).map(|k| {
+            let token = token.clone();
+            async move { call(k % 2, "GET", "/users/@me", Some(&token), None).await.0 }
+        });
+        let statuses = futures_util::future::join_all(calls).await;
+        if started.elapsed() >= Duration::from_millis(900) {
+            continue;
         }
+        let passed = statuses.iter().filter(|s| **s == 200).count();
+        let limited = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!(passed + limited, 120, "unexpected statuses {statuses:?}");
+        assert!(
+            limited > 0 && passed <= 100,
+            "{passed} passed, {limited} limited"
+        );
+        return;
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "the burst was too slow to prove anything"
-    );
-    assert!(
-        limited > 0 && passed <= 100,
-        "{passed} passed, {limited} limited"
-    );
+    panic!("no burst of 120 requests finished within a second in five tries");
 }
 
 #[tokio::test]

@@ -233,6 +233,10 @@ impl Subscription for LogSubscription {
     async fn next(&mut self) -> Option<BusMessage> {
         Some(self.next_message().await)
     }
+
+    fn position(&self) -> Option<String> {
+        Some(self.last_id().to_owned())
+    }
 }
 
 /// A subscription to the notices stream: the notices appended after it was created, in order,

@@ -143,6 +143,11 @@ impl Keys {
         self.slot_key(slot, "log")
     }
 
+    /// `<p>:{<tag>}:applied`: the id of the last log entry the slot's owner has read.
+    pub fn applied(&self, slot: SlotId) -> String {
+        self.slot_key(slot, "applied")
+    }
+
     /// `<p>:{<tag>}:guilds`: guilds the slot has interest counts in.
     pub fn guilds(&self, slot: SlotId) -> String {
         self.slot_key(slot, "guilds")

@@ -409,6 +409,18 @@ impl Topology for RedisTopology {
         Ok(())
     }
 
+    async fn report_position(&self, slot: SlotId, position: &str) -> TopologyResult<()> {
+        self.check_slot(slot)?;
+        let mut set = redis::cmd("SET");
+        // Expires with its owner: a slot nobody reads shows no position, not a stale one.
+        set.arg(self.keys.applied(slot))
+            .arg(position)
+            .arg("PX")
+            .arg(APPLIED_TTL_MS);
+        self.redis.query::<()>(&set).await?;
+        Ok(())
+    }
+
     async fn reset_slot_interest(&self, slot: SlotId) -> TopologyResult<()> {
         self.check_slot(slot)?;
         let mut smembers = redis::cmd("SMEMBERS");
@@ -429,6 +441,9 @@ impl Topology for RedisTopology {
         Ok(())
     }
 }
+
+/// Lifetime of a reported read position, in milliseconds.
+const APPLIED_TTL_MS: u64 = 10_000;
 
 fn check_slot_count(slots: u16) -> Result<()> {
     if slots == 0 || slots > MAX_SLOT_COUNT {
