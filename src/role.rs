@@ -17,7 +17,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
-use concord_api::invalidation::{Invalidation, InvalidationSink};
 use concord_api::AppState;
 use concord_bus_redis::{IdentifyGate, RateWindow, Redis, RedisBus, RedisTopology, SnowflakeLease};
 use concord_core::bus::EventBus;
@@ -25,10 +24,9 @@ use concord_core::repo::Store;
 use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::token::TokenKey;
 use concord_core::topology::Topology;
-use concord_gateway_shard::identify_queue::IDENTIFY_INTERVAL;
 use concord_gateway_shard::{
-    serve_links, ConnectionContext, IdentifyQueue, IdentifyQueueHandle, LinkTickets, NodeConfig,
-    ShardConfig, ShardNode,
+    serve_links, ConnectionContext, IdentifyQueueHandle, LinkTickets, NodeConfig, ShardConfig,
+    ShardNode,
 };
 use concord_router::{GatewayRouter, RouterParts};
 use tokio::net::TcpListener;
@@ -36,8 +34,18 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState, Readiness};
-use crate::config::{ClusterAction, Config, Role};
+use crate::config::{Config, Role};
 use crate::telemetry;
+
+mod adapters;
+mod status;
+
+pub use status::cluster_command;
+
+use adapters::{
+    apply_invalidations, probe_bus, send_invalidations, NodeReady, NoticeSink, RedisIdentifyQueue,
+    RedisReady, RedisWindows, RouterReady,
+};
 
 /// Key prefix of every Concord key in Redis.
 pub const KEY_PREFIX: &str = "cc";
@@ -56,6 +64,8 @@ pub struct RoleServer {
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Held so that session links never see a shutdown signal (see the shard role).
+    _link_shutdown: Option<watch::Sender<bool>>,
 }
 
 /// Connects to Redis and checks the cluster's slot count against `--slots`.
@@ -87,170 +97,6 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<(Redis, RedisTopol
     Ok((redis, topology, bus))
 }
 
-/// Runs `concord cluster init|status`, printing to standard output.
-///
-/// # Errors
-/// When Redis cannot be reached.
-pub async fn cluster_command(config: &Config, action: ClusterAction) -> anyhow::Result<()> {
-    let (redis, topology, _) = connect_redis(config).await?;
-    match action {
-        ClusterAction::Init => {
-            let cluster = RedisTopology::cluster_config(&redis)
-                .await?
-                .context("cluster settings missing after init")?;
-            println!(
-                "cluster at {}: {} slots (created at {} ms)",
-                redis.redacted_url(),
-                cluster.slots,
-                cluster.created_ms
-            );
-        }
-        ClusterAction::Status => {
-            let table = topology.table().await?;
-            println!("cluster at {}", redis.redacted_url());
-            println!("members ({}):", table.members.len());
-            for member in &table.members {
-                let held = table
-                    .owners
-                    .iter()
-                    .flatten()
-                    .filter(|l| l.node == member.node);
-                println!(
-                    "  node {:>3}  {:?}  {}  slots held: {}",
-                    member.node,
-                    member.state,
-                    member.advertise,
-                    held.count()
-                );
-            }
-            let logs = log_states(&redis, &table).await;
-            println!("slots ({}):", table.owners.len());
-            for (slot, owner) in table.owners.iter().enumerate() {
-                let owner = owner.map_or_else(
-                    || "unowned".to_owned(),
-                    |l| format!("node {} (epoch {})", l.node, l.epoch),
-                );
-                let log = logs.get(slot).cloned().unwrap_or_default();
-                let lag = match log.lag_ms {
-                    Some(ms) => format!("lag {ms} ms"),
-                    None => "lag unknown".to_owned(),
-                };
-                println!(
-                    "  slot {slot:>4}  {owner}  log length {}  {lag}",
-                    log.length
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A slot log as `cluster status` shows it.
-#[derive(Debug, Clone, Default)]
-struct LogState {
-    /// Entries kept.
-    length: u64,
-    /// How far behind the newest entry the owner's last reported read is, in milliseconds of
-    /// entry time (stream ids start with their append time); `None` without a report.
-    lag_ms: Option<u64>,
-}
-
-/// Each slot log's length and its owner's lag.
-async fn log_states(redis: &Redis, table: &concord_core::topology::SlotTable) -> Vec<LogState> {
-    let keys = concord_bus_redis::Keys::new(redis.prefix(), table.owners.len() as u16);
-    let mut states = Vec::with_capacity(table.owners.len());
-    for slot in 0..table.owners.len() as u16 {
-        let length: u64 = redis
-            .query(redis::cmd("XLEN").arg(keys.log(slot)))
-            .await
-            .unwrap_or_default();
-        let newest: redis::Value = redis
-            .query(
-                redis::cmd("XREVRANGE")
-                    .arg(keys.log(slot))
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1),
-            )
-            .await
-            .unwrap_or(redis::Value::Nil);
-        let tail = newest_id(&newest);
-        let applied: Option<String> = redis
-            .query(redis::cmd("GET").arg(keys.applied(slot)))
-            .await
-            .unwrap_or_default();
-        let ms = |id: &str| id.split('-').next().and_then(|t| t.parse::<u64>().ok());
-        let lag_ms = match (tail, applied) {
-            (None, Some(_)) => Some(0),
-            (Some(tail), Some(read)) => match (ms(&tail), ms(&read)) {
-                (Some(tail), Some(read)) => Some(tail.saturating_sub(read)),
-                _ => None,
-            },
-            _ => None,
-        };
-        states.push(LogState { length, lag_ms });
-    }
-    states
-}
-
-/// The id of the entry in an `XREVRANGE … COUNT 1` reply.
-fn newest_id(reply: &redis::Value) -> Option<String> {
-    let redis::Value::Array(entries) = reply else {
-        return None;
-    };
-    let redis::Value::Array(entry) = entries.first()? else {
-        return None;
-    };
-    match entry.first()? {
-        redis::Value::BulkString(id) => String::from_utf8(id.clone()).ok(),
-        redis::Value::SimpleString(id) => Some(id.clone()),
-        _ => None,
-    }
-}
-
-/// Readiness of a process that needs Redis.
-struct RedisReady(Redis);
-
-#[async_trait::async_trait]
-impl Readiness for RedisReady {
-    async fn check(&self) -> Result<(), String> {
-        self.0
-            .query::<String>(&redis::cmd("PING"))
-            .await
-            .map(|_| ())
-            .map_err(|_| "redis unavailable".to_owned())
-    }
-}
-
-/// Readiness of a router: it has read the slot table recently.
-struct RouterReady(Arc<GatewayRouter>);
-
-#[async_trait::async_trait]
-impl Readiness for RouterReady {
-    async fn check(&self) -> Result<(), String> {
-        if self.0.is_ready() {
-            Ok(())
-        } else {
-            Err("slot table stale or draining".to_owned())
-        }
-    }
-}
-
-/// Readiness of a shard process: it is a ready member.
-struct NodeReady(Arc<ShardNode>);
-
-#[async_trait::async_trait]
-impl Readiness for NodeReady {
-    async fn check(&self) -> Result<(), String> {
-        if self.0.is_ready() {
-            Ok(())
-        } else {
-            Err("shard node draining".to_owned())
-        }
-    }
-}
-
 impl RoleServer {
     /// Starts the role named in `config`.
     ///
@@ -280,6 +126,7 @@ impl RoleServer {
             ready: ready.clone(),
             stop,
             tasks: JoinSet::new(),
+            _link_shutdown: None,
         };
         let store = match role {
             Role::Api => {
@@ -407,9 +254,10 @@ impl RoleServer {
                 .with_context(|| format!("joining the cluster as node {node_id}"))?;
                 tracing::info!(node = node_id, slots = ?node.owned_slots(), "shard node joined");
                 tasks.spawn(Arc::clone(&node).run(wait_for_stop(stopped.clone())));
-                // Sessions stay resumable when their link drops; a shard process's own
-                // shutdown hands its slots back instead of sending op 7 (routers do that).
-                let (_never, shutdown) = watch::channel(false);
+                // A shard process never sends op 7 itself (routers do, to their clients): on
+                // shutdown it gives its slots up, which closes their sessions resumably.
+                let (never, shutdown) = watch::channel(false);
+                server._link_shutdown = Some(never);
                 let context = ConnectionContext {
                     router: node.clone(),
                     config: shard_config,
@@ -425,11 +273,6 @@ impl RoleServer {
                 ));
                 checks.push(Arc::new(NodeReady(node.clone())));
                 server.node = Some(node);
-                // Keeps the watch sender alive as long as the links run.
-                tasks.spawn(async move {
-                    let _keep = _never;
-                    wait_for_stop(stopped.clone()).await;
-                });
                 Some(store)
             }
             Role::Cluster { .. } => bail!("`concord cluster` is a command, not a server role"),
@@ -548,112 +391,6 @@ async fn renew_snowflake(lease: SnowflakeLease, node_id: u16, instance: String) 
                 std::process::exit(3);
             }
             Err(error) => tracing::warn!(node_id, %error, "snowflake lease renewal failed"),
-        }
-    }
-}
-
-/// How often an API process checks that Redis takes writes.
-const BUS_PROBE: Duration = Duration::from_millis(250);
-
-/// Keeps the API's write gate in step with Redis: closed while a PING fails or times out.
-async fn probe_bus(redis: Redis, state: AppState) {
-    let mut tick = tokio::time::interval(BUS_PROBE);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut was = true;
-    loop {
-        tick.tick().await;
-        let ping = tokio::time::timeout(
-            Duration::from_secs(1),
-            redis.query::<String>(&redis::cmd("PING")),
-        )
-        .await;
-        let up = matches!(ping, Ok(Ok(_)));
-        if up != was {
-            if up {
-                tracing::info!("redis reachable again; accepting writes");
-            } else {
-                tracing::error!("redis unreachable; refusing writes until it returns");
-            }
-            was = up;
-        }
-        state.set_bus_available(up);
-    }
-}
-
-/// Identify buckets in Redis, shared by every shard process.
-struct RedisIdentifyQueue(IdentifyGate);
-
-#[async_trait::async_trait]
-impl IdentifyQueue for RedisIdentifyQueue {
-    async fn try_take(&self, app: u64, bucket: u32) -> Result<Option<Duration>, String> {
-        self.0
-            .try_take(app, bucket, IDENTIFY_INTERVAL)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Rate-limit windows in Redis, shared by every API process.
-struct RedisWindows(RateWindow);
-
-#[async_trait::async_trait]
-impl concord_api::SharedWindows for RedisWindows {
-    async fn hit(
-        &self,
-        key: &str,
-        limit: u64,
-        window: Duration,
-    ) -> Result<(u64, Duration), String> {
-        self.0
-            .hit(key, limit, window)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Queues this process's cache evictions for [`send_invalidations`].
-struct NoticeSink(tokio::sync::mpsc::UnboundedSender<Invalidation>);
-
-impl InvalidationSink for NoticeSink {
-    fn send(&self, invalidation: &Invalidation) {
-        let _ = self.0.send(invalidation.clone());
-    }
-}
-
-/// Appends queued evictions to the notices stream, each prefixed with this process's origin.
-async fn send_invalidations(
-    bus: Arc<RedisBus>,
-    origin: [u8; 16],
-    mut outbox: tokio::sync::mpsc::UnboundedReceiver<Invalidation>,
-) {
-    while let Some(invalidation) = outbox.recv().await {
-        let mut notice = origin.to_vec();
-        notice.extend_from_slice(&serde_json::to_vec(&invalidation).unwrap_or_default());
-        if let Err(error) = bus.append_notice(&notice).await {
-            // The other processes' caches then expire by TTL (at most 10 s for tokens).
-            metrics::counter!("concord_api_invalidation_errors_total").increment(1);
-            tracing::warn!(%error, "cache invalidation not sent");
-        }
-    }
-}
-
-/// Applies other API processes' evictions to this process's caches.
-async fn apply_invalidations(
-    state: AppState,
-    origin: [u8; 16],
-    mut notices: concord_bus_redis::NoticeSubscription,
-) {
-    loop {
-        let notice = notices.next().await;
-        let Some((from, body)) = notice.split_first_chunk::<16>() else {
-            continue;
-        };
-        if *from == origin {
-            continue;
-        }
-        match serde_json::from_slice::<Invalidation>(body) {
-            Ok(invalidation) => state.apply_invalidation(&invalidation),
-            Err(error) => tracing::warn!(%error, "undecodable cache invalidation"),
         }
     }
 }
