@@ -129,37 +129,56 @@ impl JoinHold {
 /// Publishes the same message once to each slot.
 ///
 /// The write is committed before publishing, so a bus failure must not fail the request (the
-/// client would retry and duplicate it): the message goes to the [`Backlog`], which publishes it,
-/// in order, once the bus is back; meanwhile new writes are refused before they commit.
+/// client would retry and duplicate it): a slot whose append failed gets the message from the
+/// [`Backlog`], under the same event id (subscribers drop the copy if the failed append had in
+/// fact landed), once the bus takes it again.
 pub(crate) async fn to_slots(state: &AppState, slots: &[ShardId], message: BusMessage) {
     if slots.is_empty() {
         return;
     }
+    let event: u64 = rand::random();
     // Behind anything still waiting, so that each slot keeps the order of its events.
     if !state.backlog.is_empty() {
-        state.backlog.push(slots.to_vec(), message);
+        for slot in slots {
+            state.backlog.push(event, *slot, message.clone());
+        }
         return;
     }
-    if let Err(error) = state.bus.publish(slots, message.clone()).await {
-        state.set_bus_available(false);
-        state.backlog.push(slots.to_vec(), message);
-        metrics::counter!("concord_api_publish_errors_total").increment(1);
-        tracing::error!(?slots, %error, "event publish failed; kept for retry");
+    // One append per slot, concurrently, so that only the slots that failed are retried.
+    let appends = slots.iter().map(|slot| {
+        let message = message.clone();
+        async move {
+            let result = state
+                .bus
+                .publish_event(event, std::slice::from_ref(slot), message)
+                .await;
+            (*slot, result)
+        }
+    });
+    for (slot, result) in futures_util::future::join_all(appends).await {
+        if let Err(error) = result {
+            state.backlog.push(event, slot, message.clone());
+            metrics::counter!("concord_api_publish_errors_total").increment(1);
+            tracing::warn!(slot, %error, "event append failed; kept for retry");
+        }
     }
 }
 
 /// Events committed but not yet published, waiting for the bus, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
-    queue: std::sync::Mutex<std::collections::VecDeque<(Vec<ShardId>, BusMessage)>>,
+    queue: std::sync::Mutex<std::collections::VecDeque<(u64, ShardId, BusMessage)>>,
     added: tokio::sync::Notify,
 }
 
+/// Events the backlog holds before writes are refused (about a minute at a busy API process).
+pub(crate) const BACKLOG_LIMIT: usize = 100_000;
+
 impl Backlog {
-    fn push(&self, slots: Vec<ShardId>, message: BusMessage) {
+    fn push(&self, event: u64, slot: ShardId, message: BusMessage) {
         let len = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.push_back((slots, message));
+            queue.push_back((event, slot, message));
             queue.len()
         };
         metrics::gauge!("concord_api_publish_backlog").set(len as f64);
@@ -167,13 +186,14 @@ impl Backlog {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        self.len() == 0
     }
 
-    fn front(&self) -> Option<(Vec<ShardId>, BusMessage)> {
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn front(&self) -> Option<(u64, ShardId, BusMessage)> {
         self.queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -195,11 +215,11 @@ impl Backlog {
 /// the life of the process.
 pub(crate) async fn drain_backlog(state: AppState) {
     loop {
-        let Some((slots, message)) = state.backlog.front() else {
+        let Some((event, slot, message)) = state.backlog.front() else {
             state.backlog.added.notified().await;
             continue;
         };
-        match state.bus.publish(&slots, message).await {
+        match state.bus.publish_event(event, &[slot], message).await {
             Ok(()) => state.backlog.pop(),
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
         }

@@ -69,11 +69,12 @@ impl AppState {
             .store(available, std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether writes are accepted: the bus takes publishes and no committed event waits for it.
+    /// Whether writes are accepted: the bus answers its probe, and the events committed but not
+    /// yet published stay under [`crate::events::BACKLOG_LIMIT`].
     pub fn accepts_writes(&self) -> bool {
         self.bus_available
             .load(std::sync::atomic::Ordering::Acquire)
-            && self.backlog.is_empty()
+            && self.backlog.len() < crate::events::BACKLOG_LIMIT
     }
 
     /// Publishes events that were committed while the bus was away, in order, as soon as it

@@ -152,6 +152,21 @@ pub trait EventBus: Send + Sync {
     /// # Errors
     /// When the transport fails for any slot (the others may have been appended).
     async fn publish(&self, slots: &[ShardId], message: BusMessage) -> Result<(), BusError>;
+    /// Like [`EventBus::publish`], under the publisher's `event` id: an append retried with
+    /// the same id (after a timeout that may have hidden a success) reaches each subscriber
+    /// once. Buses that never duplicate may ignore the id.
+    ///
+    /// # Errors
+    /// When the transport fails for any slot (the others may have been appended).
+    async fn publish_event(
+        &self,
+        event: u64,
+        slots: &[ShardId],
+        message: BusMessage,
+    ) -> Result<(), BusError> {
+        let _ = event;
+        self.publish(slots, message).await
+    }
     /// Subscribes to a slot's channel from its current end: messages published after this call
     /// returns are delivered, in order.
     async fn subscribe(&self, slot: ShardId) -> Result<Box<dyn Subscription>, BusError>;

@@ -58,19 +58,30 @@ impl Readiness for NodeReady {
 /// How often an API process checks that Redis takes writes.
 const BUS_PROBE: Duration = Duration::from_millis(250);
 
-/// Keeps the API's write gate in step with Redis: closed while a PING fails or times out.
+/// Failed probes in a row after which writes are refused: one slow answer on a saturated machine
+/// is not an outage, and a refused write costs the client a retry.
+const BUS_PROBE_FAILURES: u32 = 3;
+
+/// Keeps the API's write gate in step with Redis: closed after [`BUS_PROBE_FAILURES`] failed or
+/// timed-out PINGs in a row, open again at the first answer.
 pub(super) async fn probe_bus(redis: Redis, state: AppState) {
     let mut tick = tokio::time::interval(BUS_PROBE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u32;
     let mut was = true;
     loop {
         tick.tick().await;
         let ping = tokio::time::timeout(
-            Duration::from_secs(1),
+            Duration::from_secs(2),
             redis.query::<String>(&redis::cmd("PING")),
         )
         .await;
-        let up = matches!(ping, Ok(Ok(_)));
+        failures = if matches!(ping, Ok(Ok(_))) {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        let up = failures < BUS_PROBE_FAILURES;
         if up != was {
             if up {
                 tracing::info!("redis reachable again; accepting writes");

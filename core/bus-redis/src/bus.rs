@@ -40,6 +40,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Field holding the payload in every entry.
 const FIELD: &str = "m";
+/// Entry field holding the publisher's event id (8 bytes, little-endian): an append retried
+/// after a timeout (by the driver or the publisher) carries the same id, and readers drop it.
+const EVENT_FIELD: &str = "e";
+/// Event ids a subscription remembers for de-duplication: retries land within seconds, which
+/// is far fewer entries than this at any rate a slot sees.
+const RECENT_EVENTS: usize = 65_536;
 
 /// The Redis event bus.
 #[derive(Debug, Clone)]
@@ -85,6 +91,7 @@ impl RedisBus {
         self.check_slot(slot)?;
         Ok(LogSubscription {
             reader: StreamReader::start(self.redis.clone(), self.keys.log(slot)).await?,
+            recent: RecentEvents::default(),
             skipped: 0,
             slot,
         })
@@ -95,7 +102,14 @@ impl RedisBus {
     /// # Errors
     /// [`Error::Redis`] when the append fails.
     pub async fn append_notice(&self, notice: &[u8]) -> Result<()> {
-        xadd(&self.redis, self.keys.notices(), NOTICES_MAX_LEN, notice).await?;
+        xadd(
+            &self.redis,
+            self.keys.notices(),
+            NOTICES_MAX_LEN,
+            notice,
+            rand::random(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -124,6 +138,15 @@ impl RedisBus {
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, slots: &[ShardId], message: BusMessage) -> Result<(), BusError> {
+        self.publish_event(rand::random(), slots, message).await
+    }
+
+    async fn publish_event(
+        &self,
+        event: u64,
+        slots: &[ShardId],
+        message: BusMessage,
+    ) -> Result<(), BusError> {
         for &slot in slots {
             self.check_slot(slot)?;
         }
@@ -133,9 +156,15 @@ impl EventBus for RedisBus {
         let entry = codec::encode(&message);
         // One XADD per slot, all in flight at once: a cluster client refuses cross-slot
         // pipelines, and concurrent requests are pipelined on each node's connection anyway.
-        let appends = slots
-            .iter()
-            .map(|&slot| xadd(&self.redis, self.keys.log(slot), self.max_len, &entry));
+        let appends = slots.iter().map(|&slot| {
+            xadd(
+                &self.redis,
+                self.keys.log(slot),
+                self.max_len,
+                &entry,
+                event,
+            )
+        });
         let mut first_error = None;
         for result in join_all(appends).await {
             match result {
@@ -160,7 +189,13 @@ impl EventBus for RedisBus {
     }
 }
 
-async fn xadd(redis: &Redis, key: String, max_len: usize, payload: &[u8]) -> Result<String> {
+async fn xadd(
+    redis: &Redis,
+    key: String,
+    max_len: usize,
+    payload: &[u8],
+    event: u64,
+) -> Result<String> {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(key)
         .arg("MAXLEN")
@@ -168,7 +203,9 @@ async fn xadd(redis: &Redis, key: String, max_len: usize, payload: &[u8]) -> Res
         .arg(max_len)
         .arg("*")
         .arg(FIELD)
-        .arg(payload);
+        .arg(payload)
+        .arg(EVENT_FIELD)
+        .arg(&event.to_le_bytes()[..]);
     redis.query(&cmd).await
 }
 
@@ -179,15 +216,46 @@ async fn xadd(redis: &Redis, key: String, max_len: usize, payload: &[u8]) -> Res
 /// skipped with a warning. [`Self::next_message`] is cancel-safe.
 pub struct LogSubscription {
     reader: StreamReader,
+    recent: RecentEvents,
     skipped: u64,
     slot: SlotId,
+}
+
+/// The last [`RECENT_EVENTS`] event ids seen, oldest forgotten first.
+#[derive(Default)]
+struct RecentEvents {
+    order: VecDeque<u64>,
+    seen: std::collections::HashSet<u64>,
+}
+
+impl RecentEvents {
+    /// Records `event`; false when it was seen already.
+    fn insert(&mut self, event: u64) -> bool {
+        if !self.seen.insert(event) {
+            return false;
+        }
+        self.order.push_back(event);
+        if self.order.len() > RECENT_EVENTS {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
 }
 
 impl LogSubscription {
     /// The next message, waiting as long as it takes.
     pub async fn next_message(&mut self) -> BusMessage {
         loop {
-            let (id, payload) = self.reader.next_entry().await;
+            let (id, payload, event) = self.reader.next_entry().await;
+            if let Some(event) = event {
+                if !self.recent.insert(event) {
+                    metrics::counter!("concord_bus_duplicates_dropped_total", "bus" => "redis")
+                        .increment(1);
+                    continue;
+                }
+            }
             match payload.map(codec::decode) {
                 Some(Ok(message)) => return message,
                 Some(Err(error)) => self.skip(&id, &error.to_string()),
@@ -249,7 +317,7 @@ impl NoticeSubscription {
     /// The next notice, waiting as long as it takes. Cancel-safe.
     pub async fn next(&mut self) -> Bytes {
         loop {
-            let (id, payload) = self.reader.next_entry().await;
+            let (id, payload, _) = self.reader.next_entry().await;
             match payload {
                 Some(notice) => return notice,
                 None => {
@@ -270,7 +338,7 @@ impl NoticeSubscription {
 /// Reads one stream from a starting id, on a dedicated connection it re-opens after failures.
 struct StreamReader {
     backoff: Duration,
-    buffer: VecDeque<(String, Option<Bytes>)>,
+    buffer: VecDeque<Entry>,
     conn: Option<Redis>,
     key: String,
     last_id: String,
@@ -287,7 +355,7 @@ impl StreamReader {
         let last_id = last
             .into_iter()
             .next()
-            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+            .map_or_else(|| "0-0".to_owned(), |(id, _, _)| id);
         Ok(Self {
             backoff: BACKOFF_MIN,
             buffer: VecDeque::new(),
@@ -301,11 +369,11 @@ impl StreamReader {
 
     /// The next entry after `last_id`, which it then becomes. Cancel-safe: `last_id` only
     /// moves when an entry is handed out, so a dropped read is simply issued again.
-    async fn next_entry(&mut self) -> (String, Option<Bytes>) {
+    async fn next_entry(&mut self) -> Entry {
         loop {
-            if let Some((id, payload)) = self.buffer.pop_front() {
-                self.last_id.clone_from(&id);
-                return (id, payload);
+            if let Some(entry) = self.buffer.pop_front() {
+                self.last_id.clone_from(&entry.0);
+                return entry;
             }
             self.fill().await;
         }
@@ -337,7 +405,7 @@ impl StreamReader {
                 // XREAD only returns later ids; the check keeps "never repeated" independent of
                 // how the driver retries.
                 self.buffer
-                    .extend(entries.into_iter().filter(|(id, _)| parse_id(id) > last));
+                    .extend(entries.into_iter().filter(|(id, _, _)| parse_id(id) > last));
             }
             Err(error) => {
                 self.conn = None;
@@ -366,7 +434,8 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-type Entry = (String, Option<Bytes>);
+/// A stream entry: its id, its payload field and its event id field, when present.
+type Entry = (String, Option<Bytes>, Option<u64>);
 
 /// An `XREAD` reply for one stream: nil on timeout, else `[[key, [entry...]]]` (RESP2) or
 /// `{key: [entry...]}` (RESP3).
@@ -423,15 +492,20 @@ fn parse_entry(entry: Value) -> Result<Entry> {
         Some(Value::Map(pairs)) => pairs,
         _ => Vec::new(),
     };
-    let payload = fields
-        .into_iter()
-        .find_map(|(field, value)| match (field, value) {
-            (Value::BulkString(f), Value::BulkString(v)) if f == FIELD.as_bytes() => {
-                Some(Bytes::from(v))
+    let mut payload = None;
+    let mut event = None;
+    for (field, value) in fields {
+        if let (Value::BulkString(f), Value::BulkString(v)) = (field, value) {
+            if f == FIELD.as_bytes() {
+                payload = Some(Bytes::from(v));
+            } else if f == EVENT_FIELD.as_bytes() {
+                event = <[u8; 8]>::try_from(v.as_slice())
+                    .ok()
+                    .map(u64::from_le_bytes);
             }
-            _ => None,
-        });
-    Ok((id, payload))
+        }
+    }
+    Ok((id, payload, event))
 }
 
 fn unexpected(what: &str, value: &Value) -> Error {
@@ -465,20 +539,34 @@ mod tests {
         assert_eq!(
             parse_read_reply(reply).unwrap(),
             vec![
-                ("1-0".to_owned(), Some(Bytes::from_static(b"abc"))),
-                ("1-1".to_owned(), None)
+                ("1-0".to_owned(), Some(Bytes::from_static(b"abc")), None),
+                ("1-1".to_owned(), None, None)
             ]
         );
         let resp3 = Value::Map(vec![(
             bulk(b"k"),
-            Value::Array(vec![entry("2-5", vec![bulk(b"m"), bulk(b"")])]),
+            Value::Array(vec![entry(
+                "2-5",
+                vec![bulk(b"m"), bulk(b""), bulk(b"e"), bulk(&7u64.to_le_bytes())],
+            )]),
         )]);
         assert_eq!(
             parse_read_reply(resp3).unwrap(),
-            vec![("2-5".to_owned(), Some(Bytes::new()))]
+            vec![("2-5".to_owned(), Some(Bytes::new()), Some(7))]
         );
         assert!(parse_read_reply(Value::Int(3)).is_err());
         assert!(parse_read_reply(Value::Array(vec![Value::Int(3)])).is_err());
+    }
+
+    #[test]
+    fn recent_events_drop_repeats_and_forget_the_oldest() {
+        let mut recent = RecentEvents::default();
+        assert!(recent.insert(1));
+        assert!(!recent.insert(1));
+        for e in 2..=(RECENT_EVENTS as u64 + 1) {
+            assert!(recent.insert(e));
+        }
+        assert!(recent.insert(1), "forgotten after RECENT_EVENTS newer ones");
     }
 
     #[test]
