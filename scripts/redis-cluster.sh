@@ -6,13 +6,18 @@
 #   scripts/redis-cluster.sh down    stop the nodes and delete their data directories
 #
 # Env: CONCORD_REDIS_CLUSTER_PORTS (default "7101 7102 7103", spaces or commas, at least 3),
-#      CONCORD_REDIS_CLUSTER_DIR (default /var/tmp/concord-redis-cluster).
-# Nodes persist with appendfsync always, so a node restarted by `up` rejoins with its data.
+#      CONCORD_REDIS_CLUSTER_DIR (default /var/tmp/concord-redis-cluster),
+#      CONCORD_REDIS_APPENDFSYNC (default always; everysec trades the last second of a machine
+#      crash for throughput).
+# Nodes persist with AOF, so a node restarted by `up` rejoins with its data.
 set -euo pipefail
 
 PORTS=(${CONCORD_REDIS_CLUSTER_PORTS:-7101 7102 7103})
 PORTS=(${PORTS[@]//,/ })
 BASE=${CONCORD_REDIS_CLUSTER_DIR:-/var/tmp/concord-redis-cluster}
+# AOF fsync policy: `always` holds every reply until its write is on disk; `everysec` may lose the
+# last second on a crash of the machine, not of the process. The cluster script picks its own.
+APPENDFSYNC=${CONCORD_REDIS_APPENDFSYNC:-always}
 HOST=127.0.0.1
 
 log() { printf '[redis-cluster] %s\n' "$*"; }
@@ -40,7 +45,7 @@ start_node() {
   mkdir -p "$dir"
   redis-server --port "$port" --bind "$HOST" \
     --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 5000 \
-    --appendonly yes --appendfsync always --save '' \
+    --appendonly yes --appendfsync "$APPENDFSYNC" --save '' \
     --daemonize yes --dir "$dir" --logfile "$dir/redis.log"
   for _ in $(seq 1 50); do running "$port" && break; sleep 0.1; done
   running "$port" || die "node $port did not start; see $dir/redis.log"

@@ -42,15 +42,16 @@ pub(crate) async fn to_guild(state: &AppState, guild_id: GuildId, dispatch: Disp
     to_slots(state, &slots, BusMessage::Dispatch(Arc::new(dispatch))).await;
 }
 
-/// Slots with sessions in the guild; none when the registry cannot be read (logged: the
-/// write is committed, so failing the request would make the client repeat it).
+/// Slots with sessions in the guild; every slot when the registry cannot be read, since interest
+/// may be over-approximated but never missed (the write is committed: failing the request would
+/// make the client repeat it, and publishing to nobody would lose the event).
 pub(crate) async fn interested(state: &AppState, guild_id: GuildId) -> Vec<ShardId> {
     match state.topology.interested_slots(guild_id).await {
         Ok(slots) => slots,
         Err(error) => {
-            metrics::counter!("concord_api_publish_errors_total").increment(1);
-            tracing::error!(guild = %guild_id, %error, "interest lookup failed");
-            Vec::new()
+            metrics::counter!("concord_api_interest_errors_total").increment(1);
+            tracing::warn!(guild = %guild_id, %error, "interest lookup failed; publishing to every slot");
+            (0..state.topology.slot_count()).collect()
         }
     }
 }

@@ -17,6 +17,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-bench-results/cluster}
 sessions=${SESSIONS:-10000}
 hold=${HOLD_SECONDS:-60}
+# Message rates of the fan-out runs (POST/s), and whether to run the idle-session phase.
+rates=${RATES:-200 500}
+idle=${IDLE:-1}
 # A router holds two descriptors per session (client and link) under a 20 000 limit.
 nrouters=${ROUTERS:-$(( (sessions + 8999) / 9000 > 2 ? (sessions + 8999) / 9000 : 2 ))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/concord-target}
@@ -63,6 +66,7 @@ gateway_pids=$(pids_of run/router-*.pid run/shard-*.pid)
 all_pids="$(pids_of run/*.pid) $(redis_pids)"
 
 # Idle sessions: RSS growth of routers + shards per session.
+if [ "$idle" = 1 ]; then
 before=$(procstat $gateway_pids)
 "$bin/bench" connect --fixture "$out/fixture.json" --gateway "$routers" --sessions "$sessions" \
   --rate 1000 --duration "${hold}s" --workers "$nrouters" --json "$out/idle.json" --quiet \
@@ -73,9 +77,10 @@ sleep $((hold + sessions / 1000 + 5))
 during=$(procstat $gateway_pids)
 wait "$bench_pid" || true
 echo "idle: before $before during $during" >"$out/idle-proc.txt"
+fi
 
-# Fan-out through both routers, CPU over every process including Redis.
-for rate in 500 1000; do
+# Fan-out through the routers, CPU over every process including Redis.
+for rate in $rates; do
   before=$(procstat $all_pids)
   calls_before=$(redis_calls)
   "$bin/bench" fanout --fixture "$out/fixture.json" --gateway "$routers" --sessions 1000 \
@@ -104,7 +109,7 @@ trap 'kill $server 2>/dev/null || true; psql postgres://postgres@127.0.0.1:5432/
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18701/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin/bench" setup --target http://127.0.0.1:18700 --fixture "$out/fixture-allinone.json" \
   --users 1000 --guilds 20 --members-per-guild 100 --quiet
-for rate in 500 1000; do
+for rate in $rates; do
   before=$(procstat $server)
   "$bin/bench" fanout --fixture "$out/fixture-allinone.json" --sessions 1000 --rate "$rate" \
     --duration 30s --workers 2 --json "$out/allinone-fanout-$rate.json" --quiet \
@@ -113,7 +118,7 @@ for rate in 500 1000; do
   echo "allinone-fanout-$rate: before $before after $after" >"$out/allinone-fanout-$rate-proc.txt"
 done
 
-python3 - "$out" "$sessions" <<'EOF'
+python3 - "$out" "$sessions" "$rates" <<'EOF'
 import json, os, sys
 out, sessions = sys.argv[1], int(sys.argv[2])
 def load(name):
@@ -125,11 +130,11 @@ rows = []
 idle = load("idle")
 if idle:
     p = proc("idle")
-    rss = (int(p[5]) - int(p[2]))
+    rss = (int(p[6]) - int(p[3]))
     held = idle["figures"].get("sessions_held", 0)
-    rows.append(("idle sessions held across 2 routers", f'{held} of {idle["figures"].get("ready")} ready, {idle["figures"].get("disconnects", 0)} disconnects'))
+    rows.append(("idle sessions held across the routers", f'{held} of {idle["figures"].get("ready")} ready, {idle["figures"].get("disconnects", 0)} disconnects'))
     rows.append(("RSS per idle session, routers + shards", f'{rss / max(held, 1):.1f} KiB'))
-for rate in (500, 1000):
+for rate in [int(r) for r in sys.argv[3].split()]:
     c, a = load(f"fanout-{rate}"), load(f"allinone-fanout-{rate}")
     if not c:
         continue
@@ -139,7 +144,7 @@ for rate in (500, 1000):
     rows.append((f"cluster fan-out @{rate} POST/s: deliveries/s", f'{f["deliveries_per_second"]:.0f} ({f["posts_per_second"]:.0f} POST/s), missing {f["missing"]}, dup {f["duplicates"]}, gaps {f["gaps"]}'))
     rows.append((f"cluster fan-out @{rate}: deliveries per CPU-second (all processes)", f'{f["deliveries"] / max(cpu, 1e-9):.0f} (CPU {cpu:.1f} s)'))
     rows.append((f"cluster fan-out @{rate}: POST→delivery p50/p99/max", f'{h["p50_us"]/1000:.1f} / {h["p99_us"]/1000:.1f} / {h["max_us"]/1000:.1f} ms'))
-    calls = int(p[8]) - int(p[7])
+    calls = int(p[9]) - int(p[8])
     rows.append((f"cluster fan-out @{rate}: Redis commands per POST", f'{calls / max(f["messages_posted"], 1):.1f}'))
     if a:
         pa = proc(f"allinone-fanout-{rate}")
