@@ -95,7 +95,10 @@ fi
 
 # SIGKILL of a shard process: its sessions are told at once (resumable close), then their slots
 # get a new owner within the lease and the clients can identify again.
-run shard-kill "$dpy_venv/bin/python" tests/clients/cluster_kill.py "$rest" ws://127.0.0.1:18180 run/shard-1.pid
+# The victim is the shard process holding the most slots, so that some of the test's users live
+# on it whatever the rendezvous assignment.
+victim=$(owners | awk '$2 != "unowned" { print $2 }' | sort | uniq -c | sort -rn | awk 'NR == 1 { print $2 }')
+run shard-kill "$dpy_venv/bin/python" tests/clients/cluster_kill.py "$rest" ws://127.0.0.1:18180 "run/shard-$victim.pid"
 
 # Redis lost while running: writes refused with 503 (nothing committed), readiness false, and
 # everything back by itself once Redis returns (AOF keeps its data).

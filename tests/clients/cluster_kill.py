@@ -1,6 +1,6 @@
 """SIGKILL of a shard process under live sessions (cluster mode, part 1 contract).
 
-Identifies 24 users through a router, kills the shard process named by the pid file, and checks:
+Identifies 48 users through a router, kills the shard process named by the pid file, and checks:
 the sessions that lived on it are closed with a resumable code within 3 s (none hangs), the others
 stay up (their heartbeats are still ACKed), and every closed client, reconnecting as libraries do
 (Resume, then Identify after op 9), has a working session again within 20 s.
@@ -20,7 +20,7 @@ import aiohttp
 REST = sys.argv[1].rstrip("/") + "/api/v10"
 GATEWAY = sys.argv[2].rstrip("/") + "/?v=10&encoding=json"
 PID_FILE = sys.argv[3]
-USERS = 24
+USERS = 48
 RESUMABLE = {1001, 1006, 4000, 4001, 4002, 4003, 4005, 4007, 4008, 4009}
 
 
@@ -104,7 +104,7 @@ async def main():
             print("0 passed, 1 failed")
             sys.exit(1)
         if not told:
-            print("FAILED: no session lived on the killed shard (24 users over 3 nodes)")
+            print("FAILED: no session lived on the killed shard (48 users, and the victim holds the most slots)")
             print("0 passed, 1 failed")
             sys.exit(1)
         bad = [codes[i] for i in told if codes[i] not in RESUMABLE]
