@@ -15,7 +15,6 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use concord_api::config::{ApiConfig, RateLimitConfig};
 use concord_api::AppState;
 use concord_bus_redis::{IdentifyGate, RateWindow, Redis, RedisBus, RedisTopology, SnowflakeLease};
@@ -35,6 +34,7 @@ use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState, Readiness};
 use crate::config::{Config, Role};
+use crate::server::serve_http;
 use crate::telemetry;
 
 mod adapters;
@@ -363,20 +363,6 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))
-}
-
-async fn serve_http(listener: TcpListener, app: axum::Router, stopped: watch::Receiver<bool>) {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for_stop(stopped));
-    if let Err(error) = serve.await {
-        tracing::error!(%error, "public listener failed");
-    }
 }
 
 async fn renew_snowflake(lease: SnowflakeLease, node_id: u16, instance: String) {

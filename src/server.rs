@@ -153,24 +153,7 @@ impl Server {
                 tracing::error!(%error, "admin listener failed");
             }
         });
-        let http_stop = wait_for_stop(stopped.clone());
-        tasks.spawn(async move {
-            // Gateway frames are written as they are ready; Nagle's algorithm would hold a
-            // frame that follows another until the client's delayed ACK (~40 ms).
-            let listener = listener.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(%error, "TCP_NODELAY not set");
-                }
-            });
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(http_stop);
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "public listener failed");
-            }
-        });
+        tasks.spawn(serve_http(listener, app, stopped.clone()));
         ready.store(true, Ordering::Release);
         Ok(Self {
             addr,
@@ -224,6 +207,30 @@ async fn route_upgrades_to_gateway(
         concord_router::serve_upgrade(gateway, req).await
     } else {
         next.run(req).await
+    }
+}
+
+/// Serves `app` on the public listener until the stop signal, with each peer's address
+/// available to handlers (rate limits by IP).
+pub(crate) async fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    stopped: watch::Receiver<bool>,
+) {
+    // Gateway frames are written as they are ready; Nagle's algorithm would hold a frame that
+    // follows another until the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for_stop(stopped));
+    if let Err(error) = serve.await {
+        tracing::error!(%error, "public listener failed");
     }
 }
 

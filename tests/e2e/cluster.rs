@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{rand_suffix, Compression, Gateway};
+use crate::common::{rand_suffix, Api, Compression, Gateway};
 
 const API: [&str; 2] = ["http://127.0.0.1:18080", "http://127.0.0.1:18081"];
 const ROUTER: [&str; 2] = ["ws://127.0.0.1:18180", "ws://127.0.0.1:18181"];
@@ -20,24 +20,8 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = http.request(method, format!("{}/api/v10{path}", API[api]));
-    if let Some(t) = token {
-        req = req.header("Authorization", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("api process reachable");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, body)
+    let response = Api::new(API[api]).call(method, path, token, body).await;
+    (response.status, response.body)
 }
 
 #[track_caller]
@@ -47,51 +31,11 @@ fn ok(result: (u16, Value), status: u16) -> Value {
 }
 
 async fn user(api: usize, name: &str) -> (String, String) {
-    let body = json!({"username": format!("{name}{}", rand_suffix()), "password": "correct horse battery"});
-    let r = ok(
-        call(api, "POST", "/auth/register", None, Some(body)).await,
-        201,
-    );
-    (
-        r["token"].as_str().unwrap().to_owned(),
-        r["user_id"].as_str().unwrap().to_owned(),
-    )
+    Api::new(API[api]).user(name).await
 }
 
 async fn guild(api: usize, owner: &str) -> (String, String) {
-    let g = ok(
-        call(
-            api,
-            "POST",
-            "/guilds",
-            Some(owner),
-            Some(json!({"name": "cluster"})),
-        )
-        .await,
-        201,
-    );
-    let gid = g["id"].as_str().unwrap().to_owned();
-    let chans = ok(
-        call(
-            api,
-            "GET",
-            &format!("/guilds/{gid}/channels"),
-            Some(owner),
-            None,
-        )
-        .await,
-        200,
-    );
-    let text = chans
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == 0)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (gid, text)
+    Api::new(API[api]).guild(owner).await
 }
 
 async fn invite(api: usize, owner: &str, channel: &str) -> String {
