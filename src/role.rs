@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use concord_api::config::{ApiConfig, RateLimitConfig};
@@ -34,7 +33,7 @@ use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState, Readiness};
 use crate::config::{Config, Role};
-use crate::server::serve_http;
+use crate::server::{serve_http, until_stopped, wait_for_stop, wants_websocket};
 use crate::telemetry;
 
 mod adapters;
@@ -406,25 +405,4 @@ async fn gateway_only(State(gateway): State<Arc<GatewayRouter>>, req: Request) -
         axum::Json(serde_json::json!({"code": 0, "message": "404: Not Found"})),
     )
         .into_response()
-}
-
-fn wants_websocket(req: &Request) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|s| *s).await;
-}
-
-async fn until_stopped(
-    task: impl std::future::Future<Output = ()>,
-    stopped: watch::Receiver<bool>,
-) {
-    tokio::select! {
-        () = task => {}
-        () = wait_for_stop(stopped) => {}
-    }
 }

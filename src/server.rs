@@ -198,12 +198,7 @@ async fn route_upgrades_to_gateway(
     req: Request,
     next: Next,
 ) -> Response {
-    let wants_websocket = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if wants_websocket {
+    if wants_websocket(&req) {
         concord_router::serve_upgrade(gateway, req).await
     } else {
         next.run(req).await
@@ -234,12 +229,21 @@ pub(crate) async fn serve_http(
     }
 }
 
-async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+/// Whether `req` asks for a WebSocket upgrade (on any path: that is a gateway connection).
+pub(crate) fn wants_websocket(req: &Request) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Resolves once the stop signal is `true`.
+pub(crate) async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
 /// Runs `task` until the stop signal.
-async fn until_stopped(
+pub(crate) async fn until_stopped(
     task: impl std::future::Future<Output = ()>,
     stopped: watch::Receiver<bool>,
 ) {

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use concord_core::id::GuildId;
 use concord_core::topology::{NodeId, SlotId};
 
+use crate::error::{Error, Result};
+
 /// Key prefix unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "cc";
 
@@ -93,6 +95,21 @@ impl Keys {
     /// Number of slots the tags were computed for.
     pub fn slot_count(&self) -> u16 {
         self.tags.len() as u16
+    }
+
+    /// `Ok` when `slot` is one of this cluster's slots.
+    ///
+    /// # Errors
+    /// [`Error::SlotOutOfRange`] otherwise.
+    pub fn check_slot(&self, slot: SlotId) -> Result<()> {
+        if slot < self.slot_count() {
+            Ok(())
+        } else {
+            Err(Error::SlotOutOfRange {
+                slot,
+                slots: self.slot_count(),
+            })
+        }
     }
 
     /// Hash tag of `slot` (without braces).

@@ -201,17 +201,6 @@ impl RedisTopology {
         &self.keys
     }
 
-    fn check_slot(&self, slot: SlotId) -> Result<()> {
-        if slot < self.keys.slot_count() {
-            Ok(())
-        } else {
-            Err(Error::SlotOutOfRange {
-                slot,
-                slots: self.keys.slot_count(),
-            })
-        }
-    }
-
     async fn member_script(&self, script: &Script, member: &Member, ttl: Duration) -> Result<bool> {
         let mut conn = self.redis.clone();
         let done: i64 = script
@@ -308,7 +297,7 @@ impl Topology for RedisTopology {
         node: NodeId,
         ttl: Duration,
     ) -> TopologyResult<Option<SlotLease>> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         let mut conn = self.redis.clone();
         let epoch: Option<u64> = ACQUIRE
             .key(self.keys.lease(slot))
@@ -327,7 +316,7 @@ impl Topology for RedisTopology {
         lease: SlotLease,
         ttl: Duration,
     ) -> TopologyResult<bool> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         let mut conn = self.redis.clone();
         let renewed: i64 = RENEW_SLOT
             .key(self.keys.lease(slot))
@@ -340,7 +329,7 @@ impl Topology for RedisTopology {
     }
 
     async fn release_slot(&self, slot: SlotId, lease: SlotLease) -> TopologyResult<()> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         let mut conn = self.redis.clone();
         let _: i64 = RELEASE_SLOT
             .key(self.keys.lease(slot))
@@ -377,7 +366,7 @@ impl Topology for RedisTopology {
         slot: SlotId,
         changes: &[(GuildId, i64)],
     ) -> TopologyResult<()> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         let updates = changes
             .iter()
             .filter(|(_, delta)| *delta != 0)
@@ -410,7 +399,7 @@ impl Topology for RedisTopology {
     }
 
     async fn report_position(&self, slot: SlotId, position: &str) -> TopologyResult<()> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         let mut set = redis::cmd("SET");
         // Expires with its owner: a slot nobody reads shows no position, not a stale one.
         set.arg(self.keys.applied(slot))
@@ -422,7 +411,7 @@ impl Topology for RedisTopology {
     }
 
     async fn reset_slot_interest(&self, slot: SlotId) -> TopologyResult<()> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         let mut smembers = redis::cmd("SMEMBERS");
         smembers.arg(self.keys.guilds(slot));
         let guilds: Vec<u64> = self.redis.query(&smembers).await?;
