@@ -145,22 +145,12 @@ pub(crate) async fn to_slots(state: &AppState, slots: &[ShardId], message: BusMe
         }
         return;
     }
-    // One append per slot, concurrently, so that only the slots that failed are retried.
-    let appends = slots.iter().map(|slot| {
-        let message = message.clone();
-        async move {
-            let result = state
-                .bus
-                .publish_event(event, std::slice::from_ref(slot), message)
-                .await;
-            (*slot, result)
-        }
-    });
-    for (slot, result) in futures_util::future::join_all(appends).await {
-        if let Err(error) = result {
+    // Encoded once; only the slots whose append failed are retried.
+    if let Err(failure) = state.bus.publish_event(event, slots, message.clone()).await {
+        metrics::counter!("concord_api_publish_errors_total").increment(1);
+        tracing::warn!(slots = ?failure.failed, error = %failure.error, "event append failed; kept for retry");
+        for slot in failure.failed {
             state.backlog.push(event, slot, message.clone());
-            metrics::counter!("concord_api_publish_errors_total").increment(1);
-            tracing::warn!(slot, %error, "event append failed; kept for retry");
         }
     }
 }

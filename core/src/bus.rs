@@ -130,6 +130,17 @@ impl From<CloseCode> for CloseCodeWire {
 #[error("event bus: {0}")]
 pub struct BusError(pub String);
 
+/// A publish that did not reach every slot: the slots whose append failed (the others have it),
+/// and the first failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (slots {failed:?})")]
+pub struct PublishError {
+    /// Slots whose append failed.
+    pub failed: Vec<ShardId>,
+    /// First failure met.
+    pub error: BusError,
+}
+
 /// A slot's subscription.
 #[async_trait]
 pub trait Subscription: Send {
@@ -157,15 +168,21 @@ pub trait EventBus: Send + Sync {
     /// once. Buses that never duplicate may ignore the id.
     ///
     /// # Errors
-    /// When the transport fails for any slot (the others may have been appended).
+    /// [`PublishError`] naming the slots whose append failed, so that only those are retried.
+    /// This default, for buses that cannot tell, names every slot.
     async fn publish_event(
         &self,
         event: u64,
         slots: &[ShardId],
         message: BusMessage,
-    ) -> Result<(), BusError> {
+    ) -> Result<(), PublishError> {
         let _ = event;
-        self.publish(slots, message).await
+        self.publish(slots, message)
+            .await
+            .map_err(|error| PublishError {
+                failed: slots.to_vec(),
+                error,
+            })
     }
     /// Subscribes to a slot's channel from its current end: messages published after this call
     /// returns are delivered, in order.

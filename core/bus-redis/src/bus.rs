@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use concord_core::bus::{BusError, BusMessage, EventBus, ShardId, Subscription};
+use concord_core::bus::{BusError, BusMessage, EventBus, PublishError, ShardId, Subscription};
 use concord_core::topology::{SlotId, MAX_SLOT_COUNT};
 use futures_util::future::join_all;
 use redis::Value;
@@ -88,7 +88,7 @@ impl RedisBus {
     /// # Errors
     /// [`Error::SlotOutOfRange`], or [`Error::Redis`] when the log's end cannot be read.
     pub async fn subscribe_slot(&self, slot: SlotId) -> Result<LogSubscription> {
-        self.check_slot(slot)?;
+        self.keys.check_slot(slot)?;
         Ok(LogSubscription {
             reader: StreamReader::start(self.redis.clone(), self.keys.log(slot)).await?,
             recent: RecentEvents::default(),
@@ -122,23 +122,14 @@ impl RedisBus {
             reader: StreamReader::start(self.redis.clone(), self.keys.notices()).await?,
         })
     }
-
-    fn check_slot(&self, slot: SlotId) -> Result<()> {
-        if slot < self.keys.slot_count() {
-            Ok(())
-        } else {
-            Err(Error::SlotOutOfRange {
-                slot,
-                slots: self.keys.slot_count(),
-            })
-        }
-    }
 }
 
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, slots: &[ShardId], message: BusMessage) -> Result<(), BusError> {
-        self.publish_event(rand::random(), slots, message).await
+        self.publish_event(rand::random(), slots, message)
+            .await
+            .map_err(|failure| failure.error)
     }
 
     async fn publish_event(
@@ -146,9 +137,12 @@ impl EventBus for RedisBus {
         event: u64,
         slots: &[ShardId],
         message: BusMessage,
-    ) -> Result<(), BusError> {
+    ) -> Result<(), PublishError> {
         for &slot in slots {
-            self.check_slot(slot)?;
+            self.keys.check_slot(slot).map_err(|error| PublishError {
+                failed: slots.to_vec(),
+                error: error.into(),
+            })?;
         }
         if slots.is_empty() {
             return Ok(());
@@ -165,8 +159,9 @@ impl EventBus for RedisBus {
                 event,
             )
         });
+        let mut failed = Vec::new();
         let mut first_error = None;
-        for result in join_all(appends).await {
+        for (&slot, result) in slots.iter().zip(join_all(appends).await) {
             match result {
                 Ok(_) => {
                     metrics::counter!("concord_bus_published_total", "bus" => "redis").increment(1);
@@ -174,13 +169,17 @@ impl EventBus for RedisBus {
                 Err(error) => {
                     metrics::counter!("concord_bus_publish_errors_total", "bus" => "redis")
                         .increment(1);
+                    failed.push(slot);
                     first_error.get_or_insert(error);
                 }
             }
         }
         match first_error {
             None => Ok(()),
-            Some(error) => Err(error.into()),
+            Some(error) => Err(PublishError {
+                failed,
+                error: error.into(),
+            }),
         }
     }
 
