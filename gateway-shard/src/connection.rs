@@ -14,12 +14,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use concord_core::gateway::payload::incoming::{
-    ClientFrame, Identify, RequestGuildMembers, Resume,
-};
+use concord_core::gateway::payload::incoming::{ClientFrame, RequestGuildMembers};
 use concord_core::gateway::{OpCode, MAX_CLIENT_PAYLOAD};
 use concord_core::json;
-use concord_core::token::{self, TokenKey};
+use concord_core::token::TokenKey;
 use fastwebsockets::{Frame, OpCode as WsOpCode, Payload, Role, WebSocket, WebSocketWrite};
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,11 +28,11 @@ use crate::compression::{Compression, Transport, IDLE_RELEASE};
 use crate::config::ShardConfig;
 use crate::error::{close_reason, Error, Result};
 use crate::frame::{self, OutFrame};
-use crate::link::{LinkInbound, RemoteLink};
+use crate::link::{LinkClient, Opened, ToShard};
 use crate::metrics;
-use crate::op::{check_intents, check_shard};
-use crate::routing::{RemoteHost, SessionHost, SessionRouter};
-use crate::session::{Control, Link, Session, SessionId};
+use crate::op::{authorize_identify_data, authorize_resume_data};
+use crate::routing::{SessionHost, SessionRouter};
+use crate::session::{Control, Link, Session};
 use crate::shard::Shard;
 use rate_limit::CommandBudget;
 use reader::{Inbound, MessageReader};
@@ -45,8 +43,16 @@ const WRITE_BATCH: usize = 64;
 const WRITE_COPY_LIMIT: usize = 256;
 /// How long to wait for the client's close frame after sending ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long a shard process may take to answer a linked Identify or Resume: a bot's Identify
+/// may wait up to 15 s for its concurrency bucket, then loads its guilds.
+const LINKED_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A connection number unique in this process (connections and linked sessions share them).
+pub(crate) fn next_connection_id() -> u64 {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
 
 /// What the client asked for in the connection URL's query.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,8 +63,6 @@ pub struct ConnectParams {
     pub encoding: Option<String>,
     /// `compress`.
     pub compression: Compression,
-    /// A session link from a router, which has sent HELLO and compresses for the client.
-    pub linked: bool,
 }
 
 /// What every connection shares: how to find shards, the settings, the token key and the
@@ -88,7 +92,7 @@ pub async fn serve<S>(ws: WebSocket<S>, params: ConnectParams, context: Connecti
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let id = next_connection_id();
     let span = info_span!(
         "gateway_session",
         conn = id,
@@ -154,8 +158,8 @@ enum Bound {
         shard: Arc<Shard>,
         session: Arc<Session>,
     },
-    /// In another process, through a session link (boxed: most connections are local).
-    Remote(Box<RemoteLink>),
+    /// In another process, reached over the link to it as connection `id`.
+    Remote(Arc<LinkClient>),
 }
 
 struct Connection<S> {
@@ -190,9 +194,7 @@ where
     async fn run(&mut self, params: &ConnectParams) -> Result<End> {
         let interval =
             u64::try_from(self.context.config.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
-        if !params.linked {
-            self.send_now(&frame::hello(interval)).await?;
-        }
+        self.send_now(&frame::hello(interval)).await?;
         if params.version.as_deref().is_some_and(|v| v != "10") {
             return Err(Error::InvalidApiVersion);
         }
@@ -228,9 +230,6 @@ where
                     // The session let go of this connection; its control message says why.
                     None => self.frames = None,
                 },
-                inbound = next_linked(&mut self.bound) => {
-                    within(self.write_limit(), self.write_linked(inbound)).await?;
-                }
                 () = &mut self.heartbeat => return Err(Error::HeartbeatTimeout),
                 () = &mut shutdown, if self.grace.is_none() => {
                     Box::pin(self.begin_reconnect()).await?;
@@ -280,35 +279,39 @@ where
         // Decoding reuses the buffer; a payload that may be forwarded over a link is kept.
         let raw = (!matches!(self.bound, Some(Bound::Local { .. }))).then(|| payload.clone());
         let command: ClientFrame = json::from_slice(&mut payload).map_err(|_| Error::Decode)?;
-        if let (Some(Bound::Remote(link)), Some(raw)) = (&mut self.bound, &raw) {
-            // The shard process answers everything; this side keeps only its own deadline.
-            if command.op == OpCode::Heartbeat as i64 {
-                let deadline = now + self.context.config.heartbeat_timeout();
-                self.heartbeat.as_mut().reset(deadline);
-            }
-            return link.send(raw).await;
-        }
         match command.op {
             op if op == OpCode::Heartbeat as i64 => {
                 let deadline = now + self.context.config.heartbeat_timeout();
                 self.heartbeat.as_mut().reset(deadline);
-                if let (Some(Bound::Local { session, .. }), Some(seq)) =
-                    (&self.bound, command.d.as_u64())
-                {
-                    session.acknowledge(seq);
+                match (&self.bound, command.d.as_u64()) {
+                    (Some(Bound::Local { session, .. }), Some(seq)) => session.acknowledge(seq),
+                    (Some(Bound::Remote(link)), Some(seq)) => {
+                        link.send(ToShard::Ack { conn: self.id, seq })
+                    }
+                    _ => {}
                 }
                 self.send_now(frame::HEARTBEAT_ACK).await
             }
             op if op == OpCode::Identify as i64 => self.on_identify(command.d, raw).await,
             op if op == OpCode::Resume as i64 => self.on_resume(command.d, raw).await,
-            op if op == OpCode::RequestGuildMembers as i64 => {
-                let Some(Bound::Local { shard, session }) = &self.bound else {
-                    return Err(Error::NotAuthenticated);
-                };
-                let request: RequestGuildMembers =
-                    serde_json::from_value(command.d).map_err(|_| Error::Decode)?;
-                shard.request_guild_members(session, request).await
-            }
+            op if op == OpCode::RequestGuildMembers as i64 => match &self.bound {
+                Some(Bound::Local { shard, session }) => {
+                    let request: RequestGuildMembers =
+                        serde_json::from_value(command.d).map_err(|_| Error::Decode)?;
+                    shard.request_guild_members(session, request).await
+                }
+                Some(Bound::Remote(link)) => {
+                    // Checked here too, so a malformed request closes with the same code.
+                    serde_json::from_value::<RequestGuildMembers>(command.d)
+                        .map_err(|_| Error::Decode)?;
+                    link.send(ToShard::Command {
+                        conn: self.id,
+                        payload: raw.unwrap_or_default(),
+                    });
+                    Ok(())
+                }
+                None => Err(Error::NotAuthenticated),
+            },
             op if [
                 OpCode::PresenceUpdate,
                 OpCode::VoiceStateUpdate,
@@ -332,10 +335,7 @@ where
         if self.bound.is_some() {
             return Err(Error::AlreadyAuthenticated);
         }
-        let identify: Identify = serde_json::from_value(data).map_err(|_| Error::Decode)?;
-        let claims = verify(&self.context.tokens, &identify.token)?;
-        check_shard(identify.shard)?;
-        check_intents(identify.intents)?;
+        let (claims, identify) = authorize_identify_data(&self.context.tokens, data)?;
         let host = self
             .context
             .router
@@ -343,7 +343,7 @@ where
             .ok_or(Error::NoLiveShard)?;
         let shard = match host {
             SessionHost::Local(shard) => shard,
-            SessionHost::Remote(remote) => return self.link_to(&remote, raw).await,
+            SessionHost::Remote(link) => return self.link_to(link, false, raw).await,
         };
         let link = self.new_link();
         let started = Instant::now();
@@ -354,47 +354,62 @@ where
         self.write_all(&first).await
     }
 
-    /// Serves the session through a link to the process holding its slot.
-    async fn link_to(&mut self, host: &RemoteHost, raw: Option<Vec<u8>>) -> Result<()> {
-        let raw = raw.ok_or(Error::Decode)?;
-        let link = RemoteLink::open(host, &raw).await?;
-        self.bound = Some(Bound::Remote(Box::new(link)));
-        Ok(())
-    }
-
-    /// Writes what the shard process sent over the link, and whatever else is waiting.
-    async fn write_linked(&mut self, first: LinkInbound) -> Result<()> {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(inbound) = next.take() {
-            match inbound {
-                LinkInbound::Payload(json) => self.send(&json).await?,
-                LinkInbound::Closed(Some(code)) => return Err(Error::ClosedByServer(code)),
-                // The shard process went away: the client reconnects and resumes or identifies.
-                LinkInbound::Closed(None) => return Err(Error::Cluster("link lost".to_owned())),
+    /// Serves the session through the link to the process holding its slot: forwards the
+    /// Identify or Resume and waits for the answer, then writes what it carries.
+    async fn link_to(
+        &mut self,
+        link: Arc<LinkClient>,
+        resume: bool,
+        raw: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let payload = raw.ok_or(Error::Decode)?;
+        let lost = || Error::Cluster(format!("link to node {} lost", link.node()));
+        let attachment = link
+            .attach(self.id, self.context.config.outgoing_capacity)
+            .ok_or_else(lost)?;
+        self.frames = Some(attachment.frames);
+        self.control = Some(attachment.control);
+        let conn = self.id;
+        link.send(if resume {
+            ToShard::Resume { conn, payload }
+        } else {
+            ToShard::Identify { conn, payload }
+        });
+        let answer = match timeout(LINKED_OPEN_TIMEOUT, attachment.opened).await {
+            Ok(answer) => answer.map_err(|_| lost())?,
+            Err(_) => {
+                link.detach(conn);
+                // The shard drops the session if it comes up after all.
+                link.send(ToShard::Release { conn, keep: false });
+                return Err(Error::Cluster(format!(
+                    "node {} did not answer in time",
+                    link.node()
+                )));
             }
-            written += 1;
-            if written < WRITE_BATCH {
-                if let Some(Bound::Remote(link)) = &mut self.bound {
-                    next = link.try_next();
-                }
+        };
+        match answer {
+            Opened::Live(frames) => {
+                self.bound = Some(Bound::Remote(link));
+                self.write_all(&frames).await
             }
+            Opened::Invalid => {
+                link.detach(conn);
+                self.frames = None;
+                self.control = None;
+                self.send_now(frame::INVALID_SESSION).await
+            }
+            Opened::Refused(code) => Err(Error::ClosedByServer(code)),
         }
-        self.flush().await?;
-        self.release_scratch();
-        Ok(())
     }
 
     async fn on_resume(&mut self, data: serde_json::Value, raw: Option<Vec<u8>>) -> Result<()> {
         if self.bound.is_some() {
             return Err(Error::AlreadyAuthenticated);
         }
-        let resume: Resume = serde_json::from_value(data).map_err(|_| Error::Decode)?;
-        let claims = verify(&self.context.tokens, &resume.token)?;
-        let host = SessionId::parse(&resume.session_id)
-            .and_then(|id| self.context.router.route_resume(id));
+        let (claims, resume, id) = authorize_resume_data(&self.context.tokens, data)?;
+        let host = id.and_then(|id| self.context.router.route_resume(id));
         let resumed = match host {
-            Some(SessionHost::Remote(remote)) => return self.link_to(&remote, raw).await,
+            Some(SessionHost::Remote(link)) => return self.link_to(link, true, raw).await,
             Some(SessionHost::Local(shard)) => {
                 let link = self.new_link();
                 shard
@@ -424,11 +439,7 @@ where
         let (control, control_rx) = oneshot::channel();
         self.frames = Some(frames_rx);
         self.control = Some(control_rx);
-        Link {
-            id: self.id,
-            frames,
-            control,
-        }
+        Link::local(self.id, frames, control)
     }
 
     /// Writes one queued frame and whatever else is already queued, then flushes once.
@@ -562,14 +573,12 @@ where
         };
         match self.bound.take() {
             Some(Bound::Local { shard, session }) => shard.release(&session, self.id, keep).await,
-            // A client's own close is passed on, so that the shard drops or keeps the session
-            // as it would for a direct client; otherwise the link just ends (session kept).
-            Some(Bound::Remote(mut link)) => {
-                if let Ok(End::ClientClosed(Some(code))) = &end {
-                    link.close(*code).await;
-                } else if let Ok(End::ClientClosed(None)) = &end {
-                    link.close(1000).await;
-                }
+            Some(Bound::Remote(link)) => {
+                link.detach(self.id);
+                link.send(ToShard::Release {
+                    conn: self.id,
+                    keep,
+                });
             }
             None => {}
         }
@@ -620,24 +629,10 @@ async fn within(limit: Duration, write: impl Future<Output = Result<()>>) -> Res
         .map_err(|_| Error::HeartbeatTimeout)?
 }
 
-/// Verifies a token from Identify or Resume (with or without a `Bot ` prefix).
-fn verify(tokens: &TokenKey, raw: &str) -> Result<token::TokenClaims> {
-    tokens
-        .verify(token::strip_scheme(raw))
-        .map_err(|_| Error::AuthenticationFailed)
-}
-
 async fn next_frame(rx: &mut Option<mpsc::Receiver<OutFrame>>) -> Option<OutFrame> {
     match rx {
         Some(rx) => rx.recv().await,
         None => pending().await,
-    }
-}
-
-async fn next_linked(bound: &mut Option<Bound>) -> LinkInbound {
-    match bound {
-        Some(Bound::Remote(link)) => link.next().await,
-        _ => pending().await,
     }
 }
 
@@ -658,6 +653,7 @@ async fn sleep_until_or_pending(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::SessionId;
     use crate::task::AbortOnDrop;
     use concord_core::id::UserId;
 

@@ -41,6 +41,20 @@ impl EncodedEvent {
         Self::new(kind, &concord_core::json::to_vec(data))
     }
 
+    /// Rebuilds an event from its [`EncodedEvent::tail`] (received over a link).
+    pub(crate) fn from_tail(tail: Bytes) -> Arc<Self> {
+        Arc::new(Self {
+            #[cfg(test)]
+            kind: kind_of_tail(&tail),
+            tail,
+        })
+    }
+
+    /// `,"t":"NAME","d":<data>}`: everything after the sequence number.
+    pub(crate) fn tail(&self) -> &[u8] {
+        &self.tail
+    }
+
     /// Event kind.
     #[cfg(test)]
     pub(crate) fn kind(&self) -> EventKind {
@@ -51,6 +65,28 @@ impl EncodedEvent {
     pub(crate) fn len(&self) -> usize {
         DISPATCH_HEAD.len() + self.tail.len()
     }
+}
+
+/// The kind named in a tail (tests only: the wire carries names, not kinds).
+#[cfg(test)]
+fn kind_of_tail(tail: &[u8]) -> EventKind {
+    let name = tail
+        .strip_prefix(br#","t":""#)
+        .and_then(|rest| rest.split(|b| *b == b'"').next())
+        .unwrap_or_default();
+    // MESSAGE_CREATE → "MessageCreate", the variant's serde name.
+    let variant: String = String::from_utf8_lossy(name)
+        .split('_')
+        .map(|word| {
+            let lower = word.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    serde_json::from_value(serde_json::Value::String(variant)).expect("a known event name")
 }
 
 /// A dispatch with the sequence number one session gave it.

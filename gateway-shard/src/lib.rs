@@ -7,7 +7,7 @@
 //!
 //! - [`shard`]: one slot's shard, its bus consumer and reaper;
 //! - [`node`]: a process's membership and the slots it holds ([`ShardNode`]);
-//! - [`link`]: session links between a router and the shard process holding a slot;
+//! - [`link`]: multiplexed links between a router and the shard processes holding slots;
 //! - [`connection`]: the per-socket task (HELLO, heartbeats, limits, Identify/Resume);
 //! - `session`: sequence numbers, replay, subscriptions, per-recipient filtering;
 //! - `op`: Identify, Resume and Request Guild Members;
@@ -38,9 +38,9 @@ pub use config::ShardConfig;
 pub use connection::{serve, ConnectParams, ConnectionContext};
 pub use error::{Error, Result};
 pub use identify_queue::{IdentifyQueue, IdentifyQueueHandle};
-pub use link::{serve_links, LinkTickets};
+pub use link::{serve_links, LinkClient, LinkPool, LinkTickets};
 pub use node::{NodeConfig, ShardNode};
-pub use routing::{RemoteHost, SessionHost, SessionRouter};
+pub use routing::{SessionHost, SessionRouter};
 pub use session::SessionId;
 pub use shard::Shard;
 

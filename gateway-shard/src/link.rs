@@ -1,23 +1,35 @@
-//! Session links: how a router serves a session whose slot another process holds.
+//! Links: how a router serves sessions whose slot another process holds.
 //!
-//! The router terminates the client's WebSocket (HELLO, compression, its own heartbeat deadline)
-//! and opens one TCP connection per session to the shard process holding the slot. The router
-//! writes `CONCORD-LINK/1 <ticket>\n`, where the ticket is a short-lived HS256 JWT that only
-//! processes sharing the cluster secret can mint ([`LinkTickets`]); after that line both ends
-//! speak WebSocket framing: the router forwards the client's payloads as they came, and the shard
-//! runs the ordinary connection task (without HELLO, which the router already sent, and without
-//! compression, which the router applies per client).
+//! The router terminates the client's WebSocket (HELLO, heartbeats, compression, the command
+//! budget) and multiplexes every session it serves on one shard process over one TCP
+//! connection to that process. The router opens it with `CONCORD-LINK/1 <ticket>\n`, where the
+//! ticket is a short-lived HS256 JWT that only processes sharing the cluster secret can mint
+//! ([`LinkTickets`]); after that line both ends speak the binary format of `wire`: the router
+//! forwards Identify, Resume, heartbeat acknowledgements and op 8, and the shard sends each
+//! event body once per link and then one small frame per session.
 
 mod client;
+mod outbox;
 mod server;
 mod ticket;
+mod wire;
 
-pub use client::LinkInbound;
-pub(crate) use client::RemoteLink;
+pub(crate) use client::Opened;
+pub use client::{LinkClient, LinkPool};
 pub use server::serve_links;
 pub use ticket::LinkTickets;
+pub(crate) use wire::ToShard;
 
-/// First bytes a router sends on a session link, before the ticket.
+/// First bytes a router sends on a link, before the ticket.
 pub(crate) const PREAMBLE: &[u8] = b"CONCORD-LINK/1 ";
 /// Longest preamble line accepted.
 pub(crate) const MAX_PREAMBLE: usize = 2048;
+/// Write buffer a link keeps between batches; a larger burst's buffer is given back.
+const RETAINED_WRITE_BUFFER: usize = 256 * 1024;
+
+/// Gives back a write buffer that grew for one large batch.
+fn release_excess(buf: &mut bytes::BytesMut) {
+    if buf.capacity() > RETAINED_WRITE_BUFFER {
+        *buf = bytes::BytesMut::new();
+    }
+}

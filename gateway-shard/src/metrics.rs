@@ -21,6 +21,9 @@ pub(crate) const SLOTS_OWNED: &str = "concord_gateway_slots_owned";
 /// Counter: slots taken (`event="acquired"`), given up (`"released"`) or lost (`"fenced"`).
 pub(crate) const SLOT_CHANGES: &str = "concord_gateway_slot_changes_total";
 
+/// Gauge: open router ↔ shard links (each end counts its own).
+pub(crate) const LINKS: &str = "concord_gateway_links";
+
 /// Counts `count` dispatches of `kind`.
 pub(crate) fn dispatched(kind: EventKind, count: u64) {
     if count > 0 {

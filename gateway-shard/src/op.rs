@@ -5,4 +5,7 @@ mod identify;
 mod request_guild_members;
 mod resume;
 
-pub(crate) use identify::{check_intents, check_shard};
+pub(crate) use identify::authorize as authorize_identify;
+pub(crate) use identify::authorize_data as authorize_identify_data;
+pub(crate) use resume::authorize as authorize_resume;
+pub(crate) use resume::authorize_data as authorize_resume_data;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use concord_core::id::UserId;
-use concord_core::topology::NodeId;
 
+use crate::link::LinkClient;
 use crate::session::SessionId;
 use crate::shard::Shard;
 
@@ -13,19 +13,8 @@ use crate::shard::Shard;
 pub enum SessionHost {
     /// A slot's shard in this process.
     Local(Arc<Shard>),
-    /// A slot held by another process: the connection is linked to it.
-    Remote(RemoteHost),
-}
-
-/// A shard process that holds a slot, reached over a session link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteHost {
-    /// Link address (`host:port`).
-    pub addr: String,
-    /// Node ordinal.
-    pub node: NodeId,
-    /// Signed ticket the link presents (see the router's `LinkTickets`).
-    pub ticket: String,
+    /// A slot held by another process, reached over this router's link to it.
+    Remote(Arc<LinkClient>),
 }
 
 /// Picks session hosts for connections; implemented by the router (which knows the slot table)

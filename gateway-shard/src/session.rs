@@ -35,11 +35,107 @@ pub(crate) enum Control {
 /// The connection side of a session: where its frames go.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// Connection number, so a superseded connection cannot detach its successor.
+    /// Connection number, unique in this process, so a superseded connection cannot detach
+    /// its successor.
     pub(crate) id: u64,
-    pub(crate) frames: mpsc::Sender<OutFrame>,
-    /// A oneshot: a link is told to close at most once, and is taken from the session to be told.
-    pub(crate) control: oneshot::Sender<Control>,
+    sink: Sink,
+}
+
+#[derive(Debug)]
+enum Sink {
+    /// A connection task of this process.
+    Local {
+        frames: mpsc::Sender<OutFrame>,
+        /// A oneshot: a link is told to close at most once, and is taken from the session to
+        /// be told.
+        control: oneshot::Sender<Control>,
+    },
+    /// A connection on a router, reached over the router's multiplexed link as `conn`.
+    Remote {
+        peer: Arc<dyn RemoteSink>,
+        conn: u64,
+    },
+}
+
+/// Why a frame could not be handed to a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SinkError {
+    /// The connection's queue (or its link's) is full.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// A router link as seen by the sessions it serves (implemented by the link server).
+pub(crate) trait RemoteSink: Send + Sync + std::fmt::Debug {
+    /// Queues one sequenced frame for connection `conn`.
+    fn frame(&self, conn: u64, frame: OutFrame) -> Result<(), SinkError>;
+    /// Queues the frames a connection writes first (READY's burst, or a resume's replay)
+    /// together with the news that the session is attached; never refused.
+    fn opened(&self, conn: u64, frames: Vec<OutFrame>);
+    /// Tells connection `conn` to close with `code`; never refused.
+    fn close(&self, conn: u64, code: u16);
+}
+
+impl Link {
+    /// A link to a connection task of this process.
+    pub(crate) fn local(
+        id: u64,
+        frames: mpsc::Sender<OutFrame>,
+        control: oneshot::Sender<Control>,
+    ) -> Self {
+        Self {
+            id,
+            sink: Sink::Local { frames, control },
+        }
+    }
+
+    /// A link to connection `conn` behind a router link.
+    pub(crate) fn remote(id: u64, peer: Arc<dyn RemoteSink>, conn: u64) -> Self {
+        Self {
+            id,
+            sink: Sink::Remote { peer, conn },
+        }
+    }
+
+    fn send(&self, frame: OutFrame) -> Result<(), SinkError> {
+        match &self.sink {
+            Sink::Local { frames, .. } => frames.try_send(frame).map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => SinkError::Full,
+                mpsc::error::TrySendError::Closed(_) => SinkError::Closed,
+            }),
+            Sink::Remote { peer, conn } => peer.frame(*conn, frame),
+        }
+    }
+
+    /// Tells the connection to close with `error`'s code.
+    pub(crate) fn close(self, error: Error) {
+        match self.sink {
+            Sink::Local { control, .. } => {
+                let _ = control.send(Control::Close(error));
+            }
+            Sink::Remote { peer, conn } => {
+                // Codes that cannot be sent (a broken socket) are resumable on the router.
+                let code = error
+                    .close_code()
+                    .unwrap_or(concord_core::gateway::CloseCode::UnknownError.code());
+                peer.close(conn, code);
+            }
+        }
+    }
+
+    /// Hands over the frames the connection must write first. A local connection gets them
+    /// back to write itself; a remote one gets them queued now, while the session's lock is
+    /// held, so that no later frame can overtake them on the shared link.
+    fn hand_over(&self, frames: Vec<OutFrame>) -> Vec<OutFrame> {
+        match &self.sink {
+            Sink::Local { .. } => frames,
+            Sink::Remote { peer, conn } => {
+                peer.opened(*conn, frames);
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Something that arrived while the session was still loading its READY.
@@ -264,6 +360,7 @@ impl Session {
             };
             frames.push(sequence(&mut state, event));
         }
+        let frames = link.hand_over(frames);
         state.link = Some(link);
         state.detached_at = None;
         Ok(frames)
@@ -284,11 +381,10 @@ impl Session {
         }
         let mut frames = state.replay.after(after, state.seq)?;
         if let Some(previous) = state.link.take() {
-            let _ = previous
-                .control
-                .send(Control::Close(Error::SessionTakenOver));
+            previous.close(Error::SessionTakenOver);
         }
         frames.push(sequence(&mut state, resumed));
+        let frames = link.hand_over(frames);
         state.link = Some(link);
         state.detached_at = None;
         Some(frames)
@@ -358,15 +454,15 @@ fn sequence(state: &mut State, event: Arc<EncodedEvent>) -> OutFrame {
 fn push(state: &mut State, event: Arc<EncodedEvent>) {
     let frame = sequence(state, event);
     let Some(link) = &state.link else { return };
-    match link.frames.try_send(frame) {
+    match link.send(frame) {
         Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(SinkError::Full) => {
             if let Some(link) = state.link.take() {
-                let _ = link.control.send(Control::Close(Error::SlowConsumer));
+                link.close(Error::SlowConsumer);
             }
             state.detached_at = Some(Instant::now());
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
+        Err(SinkError::Closed) => {
             state.link = None;
             state.detached_at = Some(Instant::now());
         }
@@ -385,15 +481,7 @@ mod tests {
     ) -> (Link, mpsc::Receiver<OutFrame>, oneshot::Receiver<Control>) {
         let (frames, frames_rx) = mpsc::channel(capacity);
         let (control, control_rx) = oneshot::channel();
-        (
-            Link {
-                id,
-                frames,
-                control,
-            },
-            frames_rx,
-            control_rx,
-        )
+        (Link::local(id, frames, control), frames_rx, control_rx)
     }
 
     fn event() -> Arc<EncodedEvent> {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::frame::EncodedEvent;
 use crate::guild_create;
 use crate::metrics;
-use crate::session::{Control, EncodeCache, Offer, Session, SessionId};
+use crate::session::{EncodeCache, Offer, Session, SessionId};
 use crate::table::SessionTable;
 use crate::task::AbortOnDrop;
 
@@ -195,9 +195,7 @@ impl Shard {
                     let (guilds, link) = session.close(Some(code));
                     self.forget(session.id, guilds).await;
                     if let Some(link) = link {
-                        let _ = link
-                            .control
-                            .send(Control::Close(Error::ClosedByServer(code)));
+                        link.close(Error::ClosedByServer(code));
                     }
                 }
             }
@@ -206,9 +204,7 @@ impl Shard {
                     let (guilds, link) = session.close(Some(code.0));
                     self.forget(session.id, guilds).await;
                     if let Some(link) = link {
-                        let _ = link
-                            .control
-                            .send(Control::Close(Error::ClosedByServer(code.0)));
+                        link.close(Error::ClosedByServer(code.0));
                     }
                 }
             }
@@ -418,7 +414,7 @@ impl Shard {
             let (guilds, link) = session.close(None);
             self.forget(session.id, guilds).await;
             if let Some(link) = link {
-                let _ = link.control.send(Control::Close(Error::Reconnect));
+                link.close(Error::Reconnect);
             }
         }
     }

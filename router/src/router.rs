@@ -13,7 +13,7 @@ use concord_core::id::UserId;
 use concord_core::token::TokenKey;
 use concord_core::topology::{self, SlotId, SlotTable, Topology};
 use concord_gateway_shard::{
-    ConnectionContext, LinkTickets, RemoteHost, SessionHost, SessionId, SessionRouter, ShardConfig,
+    ConnectionContext, LinkPool, LinkTickets, SessionHost, SessionId, SessionRouter, ShardConfig,
     ShardNode,
 };
 use tokio::sync::watch;
@@ -38,7 +38,7 @@ pub struct RouterParts {
     pub topology: Arc<dyn Topology>,
     /// Shards of this process (all-in-one mode), served without a link.
     pub local: Option<Arc<ShardNode>>,
-    /// Signs session links to other processes (cluster mode).
+    /// Signs links to other processes (cluster mode).
     pub tickets: Option<Arc<LinkTickets>>,
 }
 
@@ -48,7 +48,8 @@ pub struct GatewayRouter {
     tokens: TokenKey,
     topology: Arc<dyn Topology>,
     local: Option<Arc<ShardNode>>,
-    tickets: Option<Arc<LinkTickets>>,
+    /// Links to the shard processes (cluster mode).
+    links: Option<LinkPool>,
     table: RwLock<(Arc<SlotTable>, Option<Instant>)>,
     shutdown: watch::Sender<bool>,
     connections: ConnectionTracker,
@@ -71,7 +72,7 @@ impl GatewayRouter {
             tokens: parts.tokens,
             topology: parts.topology,
             local: parts.local,
-            tickets: parts.tickets,
+            links: parts.tickets.map(LinkPool::new),
             table: RwLock::new((Arc::new(SlotTable::default()), None)),
             shutdown: watch::Sender::new(false),
             connections: ConnectionTracker::new(),
@@ -99,7 +100,7 @@ impl GatewayRouter {
         if self.is_shutting_down() {
             return false;
         }
-        if self.local.is_some() && self.tickets.is_none() {
+        if self.local.is_some() && self.links.is_none() {
             return true;
         }
         let read = self.table.read().unwrap_or_else(|e| e.into_inner()).1;
@@ -121,6 +122,13 @@ impl GatewayRouter {
     /// When the topology cannot be read; the previous table stays in use.
     pub async fn refresh(&self) -> Result<(), topology::TopologyError> {
         let table = self.topology.table().await?;
+        if let Some(links) = &self.links {
+            links.retain(|node, addr| {
+                table
+                    .member(node)
+                    .is_some_and(|member| member.advertise == addr)
+            });
+        }
         *self.table.write().unwrap_or_else(|e| e.into_inner()) =
             (Arc::new(table), Some(Instant::now()));
         Ok(())
@@ -176,7 +184,7 @@ impl GatewayRouter {
         if let Some(shard) = self.local.as_ref().and_then(|node| node.shard(slot)) {
             return Some(SessionHost::Local(shard));
         }
-        let tickets = self.tickets.as_ref()?;
+        let links = self.links.as_ref()?;
         let table = self.table();
         let node = table.owner(slot)?;
         if self.local.as_ref().is_some_and(|local| local.id() == node) {
@@ -184,11 +192,7 @@ impl GatewayRouter {
             return None;
         }
         let member = table.member(node)?;
-        Some(SessionHost::Remote(RemoteHost {
-            addr: member.advertise.clone(),
-            node,
-            ticket: tickets.issue(node),
-        }))
+        Some(SessionHost::Remote(links.get(node, &member.advertise)))
     }
 }
 

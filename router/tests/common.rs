@@ -16,7 +16,9 @@ use concord_core::snowflake::SnowflakeGenerator;
 use concord_core::timestamp::Timestamp;
 use concord_core::token::TokenKey;
 use concord_core::topology::{self, Topology};
-use concord_gateway_shard::{NodeConfig, ShardConfig, ShardNode};
+use concord_gateway_shard::{
+    serve_links, ConnectionContext, LinkTickets, NodeConfig, ShardConfig, ShardNode,
+};
 use concord_router::{serve_upgrade, GatewayRouter, RouterParts};
 use flate2::{Decompress, FlushDecompress};
 use futures_util::{SinkExt, StreamExt};
@@ -43,6 +45,8 @@ pub struct Gateway {
     pub tokens: TokenKey,
     pub router: Arc<GatewayRouter>,
     pub ids: SnowflakeGenerator,
+    /// Link tickets, when the router reaches the shards over a link.
+    pub tickets: Option<Arc<LinkTickets>>,
 }
 
 /// Settings tests start from: fast heartbeats are not needed, so keep the default interval.
@@ -76,8 +80,27 @@ impl Gateway {
         let tokens = TokenKey::new(&[42u8; 32]);
         let shard_bus: Arc<dyn EventBus> = bus.clone();
         let config = Arc::new(config);
+        // Linked: the shards sit behind a link listener, as in a shard process, and the router
+        // holds no slot itself, as a router process.
+        let link_listener = if crate::LINKED {
+            Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind link"),
+            )
+        } else {
+            None
+        };
+        let node_config = match &link_listener {
+            Some(listener) => NodeConfig {
+                node: 1,
+                advertise: listener.local_addr().expect("link addr").to_string(),
+                ..NodeConfig::local()
+            },
+            None => NodeConfig::local(),
+        };
         let node = ShardNode::start(
-            NodeConfig::local(),
+            node_config,
             config.clone(),
             store.clone(),
             shard_bus,
@@ -88,13 +111,45 @@ impl Gateway {
         .expect("node starts");
         assert_eq!(node.owned_slots(), vec![0, 1]);
         tokio::spawn(node.clone().run(std::future::pending()));
-        let router = Arc::new(GatewayRouter::new(RouterParts {
-            config,
-            tokens: tokens.clone(),
-            topology: topology.clone(),
-            local: Some(node),
-            tickets: None,
-        }));
+        let tickets = link_listener
+            .as_ref()
+            .map(|_| Arc::new(LinkTickets::new(&[42u8; 32])));
+        let router = match (link_listener, &tickets) {
+            (Some(listener), Some(tickets)) => {
+                let (never, shutdown) = tokio::sync::watch::channel(false);
+                // Shard processes never tell clients to reconnect themselves.
+                std::mem::forget(never);
+                tokio::spawn(serve_links(
+                    listener,
+                    1,
+                    tickets.clone(),
+                    ConnectionContext {
+                        router: node.clone(),
+                        config: config.clone(),
+                        tokens: tokens.clone(),
+                        shutdown,
+                    },
+                    std::future::pending(),
+                ));
+                let router = Arc::new(GatewayRouter::new(RouterParts {
+                    config,
+                    tokens: tokens.clone(),
+                    topology: topology.clone(),
+                    local: None,
+                    tickets: Some(tickets.clone()),
+                }));
+                router.refresh().await.expect("slot table");
+                tokio::spawn(router.clone().run(std::future::pending()));
+                router
+            }
+            _ => Arc::new(GatewayRouter::new(RouterParts {
+                config,
+                tokens: tokens.clone(),
+                topology: topology.clone(),
+                local: Some(node),
+                tickets: None,
+            })),
+        };
         let app = {
             let router = router.clone();
             axum::Router::new()
@@ -113,7 +168,29 @@ impl Gateway {
             tokens,
             router,
             ids: SnowflakeGenerator::new(1, 1),
+            tickets,
         }
+    }
+
+    /// Serves a second router over the same shards (as another router process would) and
+    /// returns its gateway URL.
+    pub async fn another_router(&self) -> String {
+        let other = Arc::new(GatewayRouter::new(RouterParts {
+            config: Arc::new(config()),
+            tokens: self.tokens.clone(),
+            topology: self.topology.clone(),
+            local: self.router.local().cloned(),
+            tickets: self.tickets.clone(),
+        }));
+        other.refresh().await.expect("slot table");
+        let app = axum::Router::new()
+            .fallback(move |req: axum::extract::Request| serve_upgrade(other.clone(), req));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("ws://{addr}/?v=10")
     }
 
     /// A human user with a live token.

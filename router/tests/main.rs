@@ -4,6 +4,9 @@
 
 mod common;
 
+/// Shards in this process, as in all-in-one mode (see `linked/main.rs` for the other way).
+pub const LINKED: bool = false;
+
 mod delivery;
 mod handshake;
 mod postgres;

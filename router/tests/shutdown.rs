@@ -42,22 +42,8 @@ async fn shutdown_asks_clients_to_reconnect_then_closes_4000() {
     assert!(refused.is_err());
 
     // The session itself survived and can be resumed through another router over the same shards.
-    let other = std::sync::Arc::new(concord_router::GatewayRouter::new(
-        concord_router::RouterParts {
-            config: std::sync::Arc::new(crate::common::config()),
-            tokens: gw.tokens.clone(),
-            topology: gw.topology.clone(),
-            local: gw.router.local().cloned(),
-            tickets: None,
-        },
-    ));
-    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-        concord_router::serve_upgrade(other.clone(), req)
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut resumed = crate::common::Client::connect(&format!("ws://{addr}/?v=10")).await;
+    let other = gw.another_router().await;
+    let mut resumed = crate::common::Client::connect(&other).await;
     resumed.hello().await;
     resumed.send(resume(&token, &session_id, 1)).await;
     match resumed.next().await {

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use concord_core::gateway::payload::incoming::Identify;
+use concord_core::gateway::payload::incoming::{ClientFrame, Identify};
 use concord_core::gateway::payload::outgoing::{Ready, ReadyApplication, UnavailableGuild};
 use concord_core::gateway::{EventKind, Intents, GATEWAY_VERSION};
+use concord_core::json;
 use concord_core::model::application::{
     FLAG_GATEWAY_GUILD_MEMBERS, FLAG_GATEWAY_MESSAGE_CONTENT, FLAG_GATEWAY_PRESENCE,
 };
-use concord_core::token::TokenClaims;
+use concord_core::token::{self, TokenClaims, TokenKey};
 
 use crate::error::{Error, Result};
 use crate::frame::{EncodedEvent, OutFrame};
@@ -55,6 +56,42 @@ fn check_privileged(intents: Intents, bot: bool, application_flags: u64) -> Resu
         }
     }
     Ok(())
+}
+
+/// Checks a client's Identify payload (the whole frame, as sent) before it is routed: the
+/// token's signature, `shard` and `intents`. Revocation and privileged intents are checked by
+/// [`Shard::identify`], which reads storage.
+///
+/// # Errors
+/// [`Error::Decode`] for a payload that is not an Identify (4002), then the checks' errors.
+pub(crate) fn authorize(
+    tokens: &TokenKey,
+    mut payload: Vec<u8>,
+) -> Result<(TokenClaims, Identify)> {
+    let frame: ClientFrame = json::from_slice(&mut payload).map_err(|_| Error::Decode)?;
+    authorize_data(tokens, frame.d)
+}
+
+/// [`authorize`] for an already parsed frame's `d`.
+///
+/// # Errors
+/// As [`authorize`].
+pub(crate) fn authorize_data(
+    tokens: &TokenKey,
+    data: serde_json::Value,
+) -> Result<(TokenClaims, Identify)> {
+    let identify: Identify = serde_json::from_value(data).map_err(|_| Error::Decode)?;
+    let claims = verify_token(tokens, &identify.token)?;
+    check_shard(identify.shard)?;
+    check_intents(identify.intents)?;
+    Ok((claims, identify))
+}
+
+/// Verifies a token from Identify or Resume (with or without a `Bot ` prefix).
+pub(crate) fn verify_token(tokens: &TokenKey, raw: &str) -> Result<TokenClaims> {
+    tokens
+        .verify(token::strip_scheme(raw))
+        .map_err(|_| Error::AuthenticationFailed)
 }
 
 impl Shard {

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use concord_core::gateway::payload::incoming::Resume;
+use concord_core::gateway::payload::incoming::{ClientFrame, Resume};
 use concord_core::gateway::EventKind;
-use concord_core::token::TokenClaims;
+use concord_core::json;
+use concord_core::token::{TokenClaims, TokenKey};
 
 use crate::error::{Error, Result};
 use crate::frame::{EncodedEvent, OutFrame};
@@ -14,6 +15,33 @@ use crate::shard::Shard;
 
 /// RESUMED's `d`: Discord sends a debug trace here; libraries only need an object.
 const RESUMED_DATA: &[u8] = br#"{"_trace":[]}"#;
+
+/// Checks a client's Resume payload (the whole frame, as sent) before it is routed: its shape
+/// and the token's signature. Returns the session id too, when it is one of ours.
+///
+/// # Errors
+/// [`Error::Decode`] for a payload that is not a Resume (4002); [`Error::AuthenticationFailed`].
+pub(crate) fn authorize(
+    tokens: &TokenKey,
+    mut payload: Vec<u8>,
+) -> Result<(TokenClaims, Resume, Option<SessionId>)> {
+    let frame: ClientFrame = json::from_slice(&mut payload).map_err(|_| Error::Decode)?;
+    authorize_data(tokens, frame.d)
+}
+
+/// [`authorize`] for an already parsed frame's `d`.
+///
+/// # Errors
+/// As [`authorize`].
+pub(crate) fn authorize_data(
+    tokens: &TokenKey,
+    data: serde_json::Value,
+) -> Result<(TokenClaims, Resume, Option<SessionId>)> {
+    let resume: Resume = serde_json::from_value(data).map_err(|_| Error::Decode)?;
+    let claims = super::identify::verify_token(tokens, &resume.token)?;
+    let id = SessionId::parse(&resume.session_id);
+    Ok((claims, resume, id))
+}
 
 impl Shard {
     /// Resumes `resume.session_id` for a verified token onto `link`. Returns the session and
