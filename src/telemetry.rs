@@ -37,7 +37,101 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only when another recorder is installed, in which case ours stays unused.
             let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
             handle
         })
         .clone()
+}
+
+/// Help text for every metric the processes export: Prometheus tooling (`promtool check
+/// metrics`, Grafana's metric browser) expects a `# HELP` line per metric, and the exporter
+/// writes one only for described metrics. `scripts/monitoring_check.py` fails when a metric
+/// name used in the code is missing here.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+    describe_counter!(
+        "concord_api_requests_total",
+        "REST requests answered, by route template, method and status."
+    );
+    describe_histogram!(
+        "concord_api_request_duration_seconds",
+        Unit::Seconds,
+        "REST request handling time, by route template and method."
+    );
+    describe_gauge!(
+        "concord_api_publish_backlog",
+        "Events committed to the database and not yet published (Redis unreachable)."
+    );
+    describe_counter!(
+        "concord_api_publish_errors_total",
+        "Event publishes that failed and went to the backlog."
+    );
+    describe_counter!(
+        "concord_api_interest_errors_total",
+        "Guild interest lookups or join holds that failed."
+    );
+    describe_counter!(
+        "concord_api_invalidation_errors_total",
+        "Cache invalidation notices that could not be sent to the other API processes."
+    );
+    describe_counter!(
+        "concord_api_shared_rate_limit_errors_total",
+        "Rate-limit windows counted locally because Redis failed."
+    );
+    describe_counter!(
+        "concord_bus_published_total",
+        "Events appended to the event bus, by bus."
+    );
+    describe_counter!(
+        "concord_bus_publish_errors_total",
+        "Event bus appends that failed, by bus."
+    );
+    describe_counter!(
+        "concord_bus_read_errors_total",
+        "Slot log reads that failed, by bus."
+    );
+    describe_counter!(
+        "concord_bus_decode_errors_total",
+        "Event bus entries that could not be decoded, by bus."
+    );
+    describe_counter!(
+        "concord_bus_duplicates_dropped_total",
+        "Event bus entries dropped as duplicates of an event already applied, by bus."
+    );
+    describe_gauge!(
+        "concord_gateway_sessions",
+        "Live gateway sessions, by slot."
+    );
+    describe_gauge!(
+        "concord_gateway_connections",
+        "Open gateway WebSocket connections and session links."
+    );
+    describe_counter!(
+        "concord_gateway_dispatches_total",
+        "Dispatches sequenced for sessions, by event name."
+    );
+    describe_histogram!(
+        "concord_gateway_identify_seconds",
+        Unit::Seconds,
+        "Time from Identify to READY being queued."
+    );
+    describe_histogram!(
+        "concord_gateway_identify_wait_seconds",
+        Unit::Seconds,
+        "Time a bot Identify waited for its max_concurrency bucket."
+    );
+    describe_counter!(
+        "concord_gateway_close_total",
+        "Gateway connections closed, by close code or client_normal, client_other, dropped."
+    );
+    describe_counter!(
+        "concord_gateway_interest_errors_total",
+        "Guild interest updates that failed."
+    );
+    describe_gauge!("concord_gateway_slots_owned", "Slots this process holds.");
+    describe_counter!(
+        "concord_gateway_slot_changes_total",
+        "Slot ownership changes, by event: acquired, released or fenced."
+    );
 }
