@@ -2,8 +2,10 @@
 //! requires an extra field and answers with the token only, READY carries a user account's
 //! guilds whole (no GUILD_CREATE follows), requests and upgrades without a `User-Agent` are
 //! refused, message nonces are de-duplicated forever, and the gateway listens on another
-//! address than the REST API. Driven as a user would: setup → connect → fanout twice on the
-//! same fixture, then `fixture import` from bare tokens → fanout and post.
+//! address than the REST API; bots get their guilds as unavailable in READY, then a
+//! GUILD_CREATE each, a moment later. Driven as a user would: setup → connect → fanout twice on
+//! the same fixture, then `fixture import` from bare tokens (a bot's among them) → connect,
+//! fanout and post.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,8 +29,8 @@ use tokio::sync::mpsc;
 #[derive(Default)]
 struct World {
     next_id: AtomicU64,
-    /// token → (user id, username).
-    users: Mutex<HashMap<String, (u64, String)>>,
+    /// Bare token → account.
+    users: Mutex<HashMap<String, Account>>,
     /// guild id → its one text channel, owner and members.
     guilds: Mutex<HashMap<u64, GuildRow>>,
     invites: Mutex<HashMap<String, u64>>,
@@ -38,6 +41,16 @@ struct World {
     /// session number → (user id, its dispatch queue).
     sessions: Mutex<HashMap<u64, (u64, Queue)>>,
     gateway_url: Mutex<String>,
+}
+
+/// How long a bot waits for each GUILD_CREATE after READY.
+const GUILD_CREATE_DELAY: Duration = Duration::from_millis(400);
+
+#[derive(Clone)]
+struct Account {
+    id: u64,
+    username: String,
+    bot: bool,
 }
 
 /// A session's dispatches to send: (event name, data).
@@ -59,9 +72,33 @@ impl World {
         1_300_000_000_000_000_000 + self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The caller: `Bot <token>` for a bot, the bare token for a user account.
     fn user(&self, headers: &HeaderMap) -> Option<(u64, String)> {
-        let token = headers.get("authorization")?.to_str().ok()?;
-        self.users.lock().unwrap().get(token).cloned()
+        let header = headers.get("authorization")?.to_str().ok()?;
+        let (token, bot) = match header.strip_prefix("Bot ") {
+            Some(token) => (token, true),
+            None => (header, false),
+        };
+        let account = self.users.lock().unwrap().get(token).cloned()?;
+        (account.bot == bot).then_some((account.id, account.username))
+    }
+
+    /// Makes a bot and puts it in every guild, as an administrator would by hand.
+    fn add_bot_everywhere(&self) -> String {
+        let id = self.id();
+        let token = format!("bot{id}.{:x}", rand::random::<u64>());
+        self.users.lock().unwrap().insert(
+            token.clone(),
+            Account {
+                id,
+                username: format!("bot{id}"),
+                bot: true,
+            },
+        );
+        for row in self.guilds.lock().unwrap().values_mut() {
+            row.members.insert(id);
+        }
+        token
     }
 
     fn guild_of_channel(&self, channel: u64) -> Option<(u64, GuildRow)> {
@@ -73,8 +110,8 @@ impl World {
             .map(|(id, g)| (*id, g.clone()))
     }
 
-    /// A user account's guilds as READY carries them: whole objects, not `unavailable`.
-    fn ready_guilds(&self, user: u64) -> Vec<Value> {
+    /// The guilds of `user` as whole objects (a user account's READY, a GUILD_CREATE).
+    fn full_guilds(&self, user: u64) -> Vec<Value> {
         self.guilds
             .lock()
             .unwrap()
@@ -137,11 +174,14 @@ async fn register(State(world): State<Shared>, Json(body): Json<Value>) -> Respo
     };
     let id = world.id();
     let token = format!("tok{id}.{:x}", rand::random::<u64>());
-    world
-        .users
-        .lock()
-        .unwrap()
-        .insert(token.clone(), (id, username.to_owned()));
+    world.users.lock().unwrap().insert(
+        token.clone(),
+        Account {
+            id,
+            username: username.to_owned(),
+            bot: false,
+        },
+    );
     // The token only, as Discord's own registration answers.
     (StatusCode::CREATED, Json(json!({"token": token}))).into_response()
 }
@@ -149,7 +189,7 @@ async fn register(State(world): State<Shared>, Json(body): Json<Value>) -> Respo
 async fn me(State(world): State<Shared>, headers: HeaderMap) -> Response {
     match world.user(&headers) {
         Some((id, username)) => {
-            Json(json!({"id": id.to_string(), "username": username, "bot": false})).into_response()
+            Json(json!({"id": id.to_string(), "username": username})).into_response()
         }
         None => unauthorized(),
     }
@@ -378,21 +418,38 @@ async fn serve_session(world: Shared, ws: fastwebsockets::WebSocket<Io>) {
                     Some(1) => json!({"op": 11}),
                     Some(2) if !identified => {
                         let token = frame["d"]["token"].as_str().unwrap_or_default();
-                        let Some((user, username)) =
-                            world.users.lock().unwrap().get(token).cloned()
-                        else {
+                        let Some(account) = world.users.lock().unwrap().get(token).cloned() else {
                             write_frame(&mut write, Frame::close(4004, b"Authentication failed")).await;
                             break;
                         };
                         identified = true;
+                        let user = account.id;
                         world.sessions.lock().unwrap().insert(session, (user, queue.clone()));
+                        let guilds = world.full_guilds(user);
+                        let listed: Vec<Value> = if account.bot {
+                            // A bot's READY lists its guilds unavailable; each GUILD_CREATE
+                            // follows later.
+                            let later = (queue.clone(), guilds.clone());
+                            tokio::spawn(async move {
+                                tokio::time::sleep(GUILD_CREATE_DELAY).await;
+                                for guild in later.1 {
+                                    let _ = later.0.send(("GUILD_CREATE".to_owned(), guild));
+                                }
+                            });
+                            guilds
+                                .iter()
+                                .map(|g| json!({"id": g["id"], "unavailable": true}))
+                                .collect()
+                        } else {
+                            guilds
+                        };
                         seq += 1;
                         json!({"op": 0, "s": seq, "t": "READY", "d": {
                             "v": 10,
-                            "user": {"id": user.to_string(), "username": username, "bot": false},
+                            "user": {"id": user.to_string(), "username": account.username, "bot": account.bot},
                             "session_id": session.to_string(),
                             "resume_gateway_url": world.gateway_url.lock().unwrap().clone(),
-                            "guilds": world.ready_guilds(user),
+                            "guilds": listed,
                         }})
                     }
                     _ => {
@@ -510,8 +567,9 @@ fn figure(report: &Value, name: &str) -> f64 {
 }
 
 /// A fanout run: every message delivered to every session of its guild, none missing.
-async fn fanout(fixture: &str, gateway: &str, json: &str) -> Value {
-    let out = bench(&[
+/// `bots`: the fixture's bot is in every guild and opens a session too.
+async fn fanout(fixture: &str, gateway: &str, json: &str, bots: bool) -> Value {
+    let mut args = vec![
         "fanout",
         "--fixture",
         fixture,
@@ -527,16 +585,21 @@ async fn fanout(fixture: &str, gateway: &str, json: &str) -> Value {
         json,
         "--slo",
         "missing=0,duplicates=0,gaps=0",
-    ])
-    .await;
+    ];
+    if bots {
+        args.push("--with-bots");
+    }
+    let out = bench(&args).await;
     succeeded("fanout", &out);
     let fanout = report(json);
     let posted = figure(&fanout, "messages_posted");
     assert!(posted >= 20.0, "{posted} messages posted");
     assert_eq!(figure(&fanout, "posts_failed"), 0.0);
-    assert_eq!(figure(&fanout, "ready"), 12.0);
-    // 12 users, 3 guilds of 6: each message reaches the 6 sessions of its guild.
-    assert_eq!(figure(&fanout, "expected"), posted * 6.0);
+    let (sessions, per_message) = if bots { (13.0, 7.0) } else { (12.0, 6.0) };
+    assert_eq!(figure(&fanout, "ready"), sessions);
+    // 12 users, 3 guilds of 6 (and the bot in each): each message reaches every session of
+    // its guild.
+    assert_eq!(figure(&fanout, "expected"), posted * per_message);
     assert_eq!(figure(&fanout, "deliveries"), figure(&fanout, "expected"));
     assert_eq!(figure(&fanout, "missing"), 0.0);
     fanout
@@ -586,7 +649,7 @@ async fn scenarios_against_a_discord_shaped_server() {
     // Ids come from GET /users/@me, since registration answered with the token only.
     for user in users {
         let token = user["token"].as_str().unwrap();
-        let (id, _) = world.users.lock().unwrap()[token].clone();
+        let id = world.users.lock().unwrap()[token].id;
         assert_eq!(user["id"], id.to_string());
     }
 
@@ -645,20 +708,22 @@ async fn scenarios_against_a_discord_shaped_server() {
 
     // Twice on the same fixture: the second run's nonces must not repeat the first's, or the
     // server would answer with old messages and send no event.
-    let first = fanout(&fixture, &gateway, &scratch.path("fanout-1.json")).await;
-    let second = fanout(&fixture, &gateway, &scratch.path("fanout-2.json")).await;
+    let first = fanout(&fixture, &gateway, &scratch.path("fanout-1.json"), false).await;
+    let second = fanout(&fixture, &gateway, &scratch.path("fanout-2.json"), false).await;
     assert_eq!(
         world.created.load(Ordering::Relaxed) as f64,
         figure(&first, "messages_posted") + figure(&second, "messages_posted"),
         "every POST made a new message"
     );
 
-    // A fixture from bare tokens, as for a server without a registration route.
+    // A fixture from bare tokens, as for a server without a registration route; a bot made
+    // by hand joins every guild.
+    let bot = world.add_bot_everywhere();
     let handmade = scratch.path("tokens.json");
     let tokens: Vec<Value> = users.iter().map(|u| json!({"token": u["token"]})).collect();
     std::fs::write(
         &handmade,
-        json!({"target": target, "users": tokens}).to_string(),
+        json!({"target": target, "users": tokens, "bots": [{"token": bot}]}).to_string(),
     )
     .unwrap();
     let imported = scratch.path("imported.json");
@@ -701,7 +766,38 @@ async fn scenarios_against_a_discord_shaped_server() {
     expected.sort();
     assert_eq!(guilds, expected, "import finds what setup made");
     assert_eq!(made["users"], written["users"]);
-    fanout(&imported, &gateway, &scratch.path("fanout-3.json")).await;
+    let bot_id = world.users.lock().unwrap()[&bot].id;
+    assert_eq!(
+        made["bots"],
+        json!([{"id": bot_id.to_string(), "token": bot}])
+    );
+
+    // The bot's sessions wait for their GUILD_CREATEs; the users' do not.
+    let json = scratch.path("connect-bots.json");
+    let out = bench(&[
+        "connect",
+        "--fixture",
+        &imported,
+        "--gateway",
+        &gateway,
+        "--with-bots",
+        "--duration",
+        "0s",
+        "--ready-timeout",
+        "5s",
+        "--json",
+        &json,
+    ])
+    .await;
+    succeeded("connect with bots", &out);
+    let connect = report(&json);
+    assert_eq!(figure(&connect, "ready"), 13.0);
+    let guilds = &connect["histograms"]["guilds"];
+    assert_eq!(guilds["count"], 13);
+    let waited = GUILD_CREATE_DELAY.as_micros() as u64;
+    assert!(guilds["max_us"].as_u64().unwrap() >= waited, "{guilds}");
+    assert!(guilds["p50_us"].as_u64().unwrap() < waited, "{guilds}");
+    fanout(&imported, &gateway, &scratch.path("fanout-3.json"), true).await;
 
     let json = scratch.path("post.json");
     let out = bench(&[
