@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Global {
     /// Server under test, `http://HOST:PORT`; scenarios default to the fixture's. The bench
-    /// connects to this address and nothing else.
+    /// connects to this address (and to `--gateway` URLs) and nothing else.
     #[arg(long, global = true)]
     pub target: Option<String>,
 

@@ -73,7 +73,7 @@ pub struct Gateways {
 
 /// The gateway URLs: `--gateway` (comma-separated, e.g. every router of a cluster, or a
 /// gateway on another address than the REST API), else `GET /gateway`, whose answer must
-/// point at the target or at a `--gateway` address.
+/// point at the target.
 ///
 /// # Errors
 /// When the server lacks `/gateway` or its URL points elsewhere.

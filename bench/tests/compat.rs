@@ -419,7 +419,8 @@ async fn serve_session(world: Shared, ws: fastwebsockets::WebSocket<Io>) {
                     Some(2) if !identified => {
                         let token = frame["d"]["token"].as_str().unwrap_or_default();
                         let Some(account) = world.users.lock().unwrap().get(token).cloned() else {
-                            write_frame(&mut write, Frame::close(4004, b"Authentication failed")).await;
+                            let close = Frame::close(4004, b"Authentication failed");
+                            write_frame(&mut write, close).await;
                             break;
                         };
                         identified = true;
@@ -446,7 +447,11 @@ async fn serve_session(world: Shared, ws: fastwebsockets::WebSocket<Io>) {
                         seq += 1;
                         json!({"op": 0, "s": seq, "t": "READY", "d": {
                             "v": 10,
-                            "user": {"id": user.to_string(), "username": account.username, "bot": account.bot},
+                            "user": {
+                                "id": user.to_string(),
+                                "username": account.username,
+                                "bot": account.bot,
+                            },
                             "session_id": session.to_string(),
                             "resume_gateway_url": world.gateway_url.lock().unwrap().clone(),
                             "guilds": listed,
