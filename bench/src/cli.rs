@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct Global {
     /// Server under test, `http://HOST:PORT`; scenarios default to the fixture's. The bench
-    /// connects to this address and nothing else.
+    /// connects to this address (and to `--gateway` URLs) and nothing else.
     #[arg(long, global = true)]
     pub target: Option<String>,
 
@@ -61,6 +61,32 @@ pub struct Global {
     /// No progress output.
     #[arg(long, global = true)]
     pub quiet: bool,
+
+    /// `User-Agent` of every HTTP request and gateway upgrade (default:
+    /// `DiscordBot (URL, VERSION)`, as Discord's client libraries send); empty to send none.
+    #[arg(long, global = true)]
+    pub user_agent: Option<String>,
+}
+
+impl Global {
+    /// The `User-Agent` to send, `None` when `--user-agent` is empty.
+    pub fn user_agent(&self) -> Option<String> {
+        match &self.user_agent {
+            Some(given) if given.is_empty() => None,
+            Some(given) => Some(given.clone()),
+            None => Some(default_user_agent()),
+        }
+    }
+}
+
+/// `DiscordBot (URL, VERSION)`, the form Discord asks bots to send; the URL is the package's
+/// repository when the manifest names one.
+pub fn default_user_agent() -> String {
+    let url = match env!("CARGO_PKG_REPOSITORY") {
+        "" => env!("CARGO_PKG_NAME"),
+        url => url,
+    };
+    format!("DiscordBot ({url}, {})", env!("CARGO_PKG_VERSION"))
 }
 
 /// Subcommands.
@@ -76,6 +102,9 @@ pub enum Command {
     Post(PostArgs),
     /// Fan-out while a command runs (or sockets drop): who resumed, re-identified, was lost.
     Resume(ResumeArgs),
+    /// Fixture files made by other means than `setup`.
+    #[command(subcommand)]
+    Fixture(FixtureCommand),
     /// Runs a slice of sessions for a parent bench process (internal).
     #[command(hide = true)]
     Worker,
@@ -102,6 +131,29 @@ pub struct SetupArgs {
     /// Prefix of every name created (default: random).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// JSON object merged into every registration body, for servers that ask more than
+    /// `username` and `password` (e.g. `{"consent":true,"date_of_birth":"2000-01-01"}`);
+    /// `{username}` in a string value becomes the account's username.
+    #[arg(long, value_parser = parse_json_object)]
+    pub register_extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `bench fixture ...`.
+#[derive(Debug, Subcommand)]
+pub enum FixtureCommand {
+    /// Completes a hand-written file of tokens (see bench/README.md) from the server's answers
+    /// (`/users/@me`, `/users/@me/guilds`, guild channels) and writes the fixture.
+    Import(ImportArgs),
+}
+
+/// `bench fixture import`.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct ImportArgs {
+    /// The hand-written file.
+    pub file: PathBuf,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// Session options shared by the gateway scenarios.
@@ -246,6 +298,17 @@ pub fn parse_rate(text: &str) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
+/// Parses a JSON object.
+///
+/// # Errors
+/// When the text is not JSON or not an object.
+pub fn parse_json_object(text: &str) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(text).with_context(|| format!("`{text}` is not JSON"))? {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => bail!("`{text}` is not a JSON object"),
+    }
+}
+
 /// Gateway intent names and their bits.
 const INTENTS: [(&str, u32); 21] = [
     ("GUILDS", 0),
@@ -318,6 +381,39 @@ mod tests {
         );
         assert_eq!(parse_intents("513").unwrap(), 513);
         assert!(parse_intents("GUILDS|NOPE").is_err());
+        assert_eq!(
+            parse_json_object(r#"{"consent": true}"#).unwrap()["consent"],
+            true
+        );
+        assert!(parse_json_object("[1]").is_err());
+        assert!(parse_json_object("{").is_err());
+    }
+
+    #[test]
+    fn user_agent_defaults_to_the_discord_form() {
+        let cli = Cli::try_parse_from(["bench", "connect"]).unwrap();
+        let agent = cli.global.user_agent().unwrap();
+        assert!(
+            agent.starts_with("DiscordBot (") && agent.ends_with(')'),
+            "{agent}"
+        );
+        assert!(agent.contains(env!("CARGO_PKG_VERSION")));
+        let cli = Cli::try_parse_from(["bench", "connect", "--user-agent", ""]).unwrap();
+        assert_eq!(cli.global.user_agent(), None);
+        let cli = Cli::try_parse_from([
+            "bench",
+            "fixture",
+            "import",
+            "f.json",
+            "--user-agent",
+            "x/1",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.user_agent().as_deref(), Some("x/1"));
+        assert!(matches!(
+            cli.command,
+            Command::Fixture(FixtureCommand::Import(_))
+        ));
     }
 
     #[test]

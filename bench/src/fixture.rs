@@ -1,5 +1,12 @@
 //! The fixture file `bench setup` writes and every scenario reads: the accounts, bots, guilds
 //! and memberships it created, with their tokens and ids.
+//!
+//! `import` builds the same file from a hand-written list of tokens, for servers on which
+//! `setup` cannot create accounts.
+
+mod import;
+
+pub use import::{run as import, Handmade};
 
 use std::path::Path;
 
@@ -25,8 +32,10 @@ pub struct User {
 pub struct Bot {
     /// Application (and bot user) snowflake.
     pub id: String,
-    /// Index of the owning user in `users`.
-    pub owner: usize,
+    /// Index of the owning user in `users`, when the fixture holds it (an imported bot's
+    /// owner is not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<usize>,
     /// Bot token, without the `Bot ` prefix.
     pub token: String,
 }
@@ -104,7 +113,7 @@ impl Fixture {
                 bail!("guild {} refers to a user the fixture lacks", guild.id);
             }
         }
-        if !self.bots.iter().all(|b| known(&b.owner)) {
+        if !self.bots.iter().all(|b| b.owner.as_ref().is_none_or(known)) {
             bail!("a bot refers to an owner the fixture lacks");
         }
         Ok(())

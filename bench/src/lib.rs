@@ -1,8 +1,9 @@
 //! `concord-bench`: load tests for any Discord-compatible server (Concord or a peer), through
 //! the public REST API and Gateway v10 only.
 //!
-//! `bench setup` creates accounts, bots, guilds and memberships and writes a fixture; the
-//! scenarios (`connect`, `fanout`, `post`, `resume`) reuse it. Gateway sessions live in worker
+//! `bench setup` creates accounts, bots, guilds and memberships and writes a fixture (or
+//! `bench fixture import` builds one from tokens made by hand); the scenarios (`connect`,
+//! `fanout`, `post`, `resume`) reuse it. Gateway sessions live in worker
 //! processes (the same binary, `bench worker`) bound to their own loopback source addresses,
 //! so one machine can hold far more sessions than one process's open-file limit allows.
 //!
@@ -41,7 +42,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, FixtureCommand};
 use crate::fixture::Fixture;
 use crate::progress::Progress;
 use crate::report::Report;
@@ -54,6 +55,9 @@ use crate::target::Target;
 pub const EXIT_SLO: u8 = 1;
 /// Exit code when the run itself failed.
 pub const EXIT_ERROR: u8 = 2;
+
+/// Characters of a run id; message nonces carry it and must stay within Discord's 25.
+const RUN_ID_LEN: usize = 10;
 
 /// Idle connections the REST client keeps to the target.
 const REST_POOL: usize = 512;
@@ -104,12 +108,33 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     worker::raise_open_file_limit();
     let started = Instant::now();
     let sampler = global.server_pid.map(Sampler::start).transpose()?;
+    let user_agent = global.user_agent();
     let mut report = match &cli.command {
         Command::Setup(args) => {
             let raw = global.target.as_deref().context("setup needs --target")?;
             let target = Target::resolve(raw).await?;
             let progress = Progress::new(global.quiet);
-            let report = setup::run(&target, args, &global.fixture, &progress).await;
+            let report = setup::run(
+                &target,
+                args,
+                &global.fixture,
+                &progress,
+                user_agent.as_deref(),
+            )
+            .await;
+            progress.finish();
+            report?
+        }
+        Command::Fixture(FixtureCommand::Import(args)) => {
+            let progress = Progress::new(global.quiet);
+            let report = fixture::import(
+                global.target.as_deref(),
+                args,
+                &global.fixture,
+                &progress,
+                user_agent.as_deref(),
+            )
+            .await;
             progress.finish();
             report?
         }
@@ -120,14 +145,14 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| fixture.target.clone());
             let target = Target::resolve(&raw).await?;
-            let rest = Arc::new(Rest::new(&target, REST_POOL)?);
+            let rest = Arc::new(Rest::new(&target, REST_POOL, user_agent.as_deref())?);
             let ctx = Ctx {
                 target,
                 fixture,
                 global: global.clone(),
                 run_id: rand::thread_rng()
                     .sample_iter(&Alphanumeric)
-                    .take(10)
+                    .take(RUN_ID_LEN)
                     .map(char::from)
                     .collect(),
                 progress: Progress::new(global.quiet),
@@ -138,7 +163,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Fanout(args) => scenario::fanout(&ctx, args).await,
                 Command::Post(args) => scenario::post(&ctx, args).await,
                 Command::Resume(args) => scenario::resume(&ctx, args).await,
-                Command::Setup(_) | Command::Worker => unreachable!("handled above"),
+                Command::Setup(_) | Command::Fixture(_) | Command::Worker => {
+                    unreachable!("handled above")
+                }
             };
             ctx.progress.finish();
             report?
@@ -148,7 +175,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(sampler) = sampler {
         report.server = Some(sampler.finish().await?);
     }
-    let verdicts = slo::evaluate(&objectives, &report);
+    let verdicts = slo::evaluate(&slo::with_implied(&objectives, &report), &report);
     if let Ok(verdicts) = &verdicts {
         report.slo.clone_from(verdicts);
     }
@@ -160,7 +187,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(exit_for(&report))
 }
 
+/// 2 when sessions were asked for and none got ready (nothing was measured), 1 when an
+/// objective failed, 0 otherwise; the reason goes to stderr.
 fn exit_for(report: &Report) -> ExitCode {
+    let asked = report.figure("sessions").unwrap_or(0.0);
+    if asked > 0.0 && report.figure("ready") == Some(0.0) {
+        eprintln!("bench: no session became ready");
+        for reason in report.failure_reasons() {
+            eprintln!("bench: {reason}");
+        }
+        return ExitCode::from(EXIT_ERROR);
+    }
     let failed: Vec<&str> = report
         .slo
         .iter()
@@ -168,9 +205,11 @@ fn exit_for(report: &Report) -> ExitCode {
         .map(|v| v.objective.as_str())
         .collect();
     if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("bench: objectives not met: {}", failed.join(", "));
-        ExitCode::from(EXIT_SLO)
+        return ExitCode::SUCCESS;
     }
+    eprintln!("bench: objectives not met: {}", failed.join(", "));
+    for reason in report.failure_reasons() {
+        eprintln!("bench: {reason}");
+    }
+    ExitCode::from(EXIT_SLO)
 }

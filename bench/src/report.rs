@@ -165,6 +165,48 @@ impl Report {
         }
     }
 
+    /// Why sessions or requests failed, one line per kind of failure, from the breakdowns:
+    /// sessions that never got ready, sessions lost, failed POSTs.
+    pub fn failure_reasons(&self) -> Vec<String> {
+        let list = |name: &str| {
+            self.breakdowns.get(name).map(|tally| {
+                let mut items: Vec<(&String, &u64)> = tally.iter().collect();
+                items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                items
+                    .iter()
+                    .map(|(kind, n)| format!("{kind} × {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        };
+        let mut reasons = Vec::new();
+        let never_ready = self.figure("connect_failures").unwrap_or(0.0);
+        if never_ready > 0.0 {
+            reasons.push(format!(
+                "{never_ready} sessions never got ready: {}",
+                list("connect_failures").unwrap_or_default()
+            ));
+        }
+        let lost = self.figure("lost").unwrap_or(0.0);
+        if lost > 0.0 {
+            reasons.push(format!(
+                "{lost} sessions lost: {}",
+                list("disconnects").unwrap_or_default()
+            ));
+        }
+        let posts_failed = self
+            .figure("posts_failed")
+            .unwrap_or(0.0)
+            .max(self.figure("errors").unwrap_or(0.0));
+        if posts_failed > 0.0 {
+            reasons.push(format!(
+                "{posts_failed} POSTs failed: {}",
+                list("post_errors").unwrap_or_default()
+            ));
+        }
+        reasons
+    }
+
     /// Writes the JSON form to `path`.
     ///
     /// # Errors

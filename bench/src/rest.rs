@@ -1,6 +1,9 @@
 //! REST client for `/api/v10`: honours rate limits as a Discord client does (waits when a
 //! bucket's `X-RateLimit-Remaining` reaches 0, sleeps `retry_after` on a 429 and retries), and
-//! classifies failures by HTTP status, Discord error code, or transport error.
+//! classifies failures by HTTP status, Discord error code (with the fields it names), or
+//! transport error.
+
+mod error_body;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -74,6 +77,41 @@ impl Reply {
     pub fn discord_code(&self) -> Option<i64> {
         self.body.get("code").and_then(Value::as_i64)
     }
+
+    /// The error body's message, or the body itself when it has none.
+    pub fn message(&self) -> String {
+        match self.body.get("message").and_then(Value::as_str) {
+            Some(message) => message.to_owned(),
+            None if self.body.is_null() => String::new(),
+            None => self.body.to_string(),
+        }
+    }
+
+    /// `path: CODE` for every field the error body's `errors` object names.
+    pub fn field_errors(&self) -> Vec<String> {
+        self.body
+            .get("errors")
+            .map(error_body::field_errors)
+            .unwrap_or_default()
+    }
+
+    /// One line for a refused request: status, Discord code, message and fields, e.g.
+    /// `HTTP 400, Discord code 50035: Invalid Form Body (content: BASE_TYPE_REQUIRED)`.
+    pub fn summary(&self) -> String {
+        let mut line = format!("HTTP {}", self.status);
+        if let Some(code) = self.discord_code() {
+            line.push_str(&format!(", Discord code {code}"));
+        }
+        let message = self.message();
+        if !message.is_empty() {
+            line.push_str(&format!(": {message}"));
+        }
+        let fields = self.field_errors();
+        if !fields.is_empty() {
+            line.push_str(&format!(" ({})", fields.join("; ")));
+        }
+        line
+    }
 }
 
 /// A request that got no HTTP answer.
@@ -111,6 +149,8 @@ pub struct ApiError {
     pub code: Option<i64>,
     /// Error message from the body, or the body itself.
     pub message: String,
+    /// `path: CODE` for every field the body's `errors` object names.
+    pub fields: Vec<String>,
 }
 
 impl ApiError {
@@ -124,11 +164,18 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.missing_route() {
-            return write!(
+            write!(
                 f,
                 "the server does not implement {} /api/v10{} (HTTP {}); the bench needs this route",
                 self.method, self.route, self.status
-            );
+            )?;
+            if self.route == "/auth/register" {
+                write!(
+                    f,
+                    " (without it, make the accounts by hand and use `bench fixture import`)"
+                )?;
+            }
+            return Ok(());
         }
         write!(
             f,
@@ -140,6 +187,9 @@ impl std::fmt::Display for ApiError {
         }
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
+        }
+        if !self.fields.is_empty() {
+            write!(f, " ({})", self.fields.join("; "))?;
         }
         Ok(())
     }
@@ -175,20 +225,17 @@ impl Rest {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(target: &Target, pool: usize) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    pub fn new(target: &Target, pool: usize, user_agent: Option<&str>) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder()
             // Proxies from the environment would send traffic somewhere else than the target.
             .no_proxy()
             .pool_max_idle_per_host(pool)
             .timeout(REQUEST_TIMEOUT)
-            .tcp_nodelay(true)
-            .user_agent(concat!(
-                "DiscordBot (concord-bench, ",
-                env!("CARGO_PKG_VERSION"),
-                ")"
-            ))
-            .build()
-            .context("building the HTTP client")?;
+            .tcp_nodelay(true);
+        if let Some(agent) = user_agent {
+            http = http.user_agent(agent);
+        }
+        let http = http.build().context("building the HTTP client")?;
         Ok(Self {
             http,
             api: target.api(),
@@ -275,27 +322,13 @@ impl Rest {
         if (200..300).contains(&reply.status) {
             return Ok(reply.body);
         }
-        let code = reply.discord_code();
-        let message = reply
-            .body
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(
-                || {
-                    if reply.body.is_null() {
-                        String::new()
-                    } else {
-                        reply.body.to_string()
-                    }
-                },
-                str::to_owned,
-            );
         Err(ApiError {
             method: call.method.clone(),
             route: call.route,
             status: reply.status,
-            code,
-            message,
+            code: reply.discord_code(),
+            message: reply.message(),
+            fields: reply.field_errors(),
         }
         .into())
     }
@@ -414,6 +447,7 @@ mod tests {
             status,
             code,
             message: String::new(),
+            fields: Vec::new(),
         };
         assert!(err(404, None).missing_route());
         assert!(err(404, Some(0)).missing_route());
@@ -423,6 +457,17 @@ mod tests {
         assert!(err(404, None)
             .to_string()
             .contains("does not implement POST /api/v10/auth/register"));
+        assert!(err(404, None).to_string().contains("bench fixture import"));
+        let refused = ApiError {
+            message: "Invalid Form Body".to_owned(),
+            fields: vec!["username: BASE_TYPE_REQUIRED".to_owned()],
+            ..err(400, Some(50035))
+        };
+        assert_eq!(
+            refused.to_string(),
+            "POST /api/v10/auth/register: HTTP 400, Discord code 50035: Invalid Form Body \
+             (username: BASE_TYPE_REQUIRED)"
+        );
     }
 
     /// A server whose first answer is a 429 and whose later ones empty the bucket.
@@ -460,7 +505,7 @@ mod tests {
 
     #[tokio::test]
     async fn honours_429s_and_empty_buckets() {
-        let rest = Rest::new(&limited_server().await, 4).unwrap();
+        let rest = Rest::new(&limited_server().await, 4, None).unwrap();
         let call = |channel: &str| {
             Call::new(
                 Method::POST,

@@ -13,6 +13,7 @@ mod fleet;
 mod post;
 mod posting;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -60,33 +61,50 @@ impl Ctx {
     }
 }
 
-/// The gateway URLs: `--gateway` (comma-separated, e.g. every router of a cluster; worker k
-/// uses URL k mod n), else `GET /gateway`; each must point at the target.
+/// Where sessions connect, and every address they may connect to.
+#[derive(Debug, Clone)]
+pub struct Gateways {
+    /// Gateway URLs; worker k uses URL k mod n.
+    pub urls: Vec<GatewayUrl>,
+    /// The target's addresses and those of the `--gateway` URLs: a `resume_gateway_url`
+    /// elsewhere is not followed.
+    pub allowed: Vec<IpAddr>,
+}
+
+/// The gateway URLs: `--gateway` (comma-separated, e.g. every router of a cluster, or a
+/// gateway on another address than the REST API), else `GET /gateway`, whose answer must
+/// point at the target.
 ///
 /// # Errors
-/// When the server lacks `/gateway` or a URL points elsewhere.
-pub async fn gateway_urls(ctx: &Ctx, opts: &SessionOpts) -> anyhow::Result<Vec<GatewayUrl>> {
-    let raw = match &opts.gateway {
-        Some(urls) => urls.clone(),
-        None => {
-            let call = Call::new(Method::GET, "/gateway", "/gateway".to_owned(), None);
-            let body = ctx
-                .rest
-                .expect_success(&call, None)
-                .await
-                .context("asking for the gateway URL")?;
-            body.get("url")
-                .and_then(|u| u.as_str())
-                .context("GET /gateway answered without `url`")?
-                .to_owned()
-        }
-    };
+/// When the server lacks `/gateway` or its URL points elsewhere.
+pub async fn gateway_urls(ctx: &Ctx, opts: &SessionOpts) -> anyhow::Result<Gateways> {
+    let mut allowed = ctx.target.addrs.clone();
     let mut urls = Vec::new();
-    for url in raw.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-        urls.push(GatewayUrl::resolve(url, &ctx.target.addrs).await?);
+    if let Some(given) = &opts.gateway {
+        for raw in given.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let (url, addrs) = GatewayUrl::given(raw).await?;
+            urls.push(url);
+            for addr in addrs {
+                if !allowed.contains(&addr) {
+                    allowed.push(addr);
+                }
+            }
+        }
+        anyhow::ensure!(!urls.is_empty(), "--gateway names no URL");
+        return Ok(Gateways { urls, allowed });
     }
-    anyhow::ensure!(!urls.is_empty(), "--gateway names no URL");
-    Ok(urls)
+    let call = Call::new(Method::GET, "/gateway", "/gateway".to_owned(), None);
+    let body = ctx
+        .rest
+        .expect_success(&call, None)
+        .await
+        .context("asking for the gateway URL")?;
+    let raw = body
+        .get("url")
+        .and_then(|u| u.as_str())
+        .context("GET /gateway answered without `url`")?;
+    urls.push(GatewayUrl::resolve(raw, &allowed).await?);
+    Ok(Gateways { urls, allowed })
 }
 
 /// The sessions to open: `sessions` of them (default one per token), cycling over the tokens

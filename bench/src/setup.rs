@@ -1,6 +1,9 @@
 //! `bench setup`: creates accounts, bots, guilds and memberships through the public REST API
 //! only (register, applications, guilds, invites) and writes the fixture file.
 //!
+//! Registration sends `username` and `password` plus `--register-extra`; a server that
+//! answers with the token only is asked `GET /users/@me` for the account's id.
+//!
 //! Guild `g` has members `(g·K + j) mod U` for `j < K`, the first being its owner, so that
 //! memberships spread evenly over the users.
 
@@ -11,7 +14,7 @@ use anyhow::{bail, Context};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -42,6 +45,7 @@ pub async fn run(
     args: &SetupArgs,
     path: &std::path::Path,
     progress: &Progress,
+    user_agent: Option<&str>,
 ) -> anyhow::Result<Report> {
     let users = args.users;
     if users == 0 {
@@ -66,7 +70,7 @@ pub async fn run(
     }
     let mut report = Report::new("setup", &target.base, serde_json::to_value(args)?);
     let started = Instant::now();
-    let rest = Arc::new(Rest::new(target, args.concurrency.max(1) * 2)?);
+    let rest = Arc::new(Rest::new(target, args.concurrency.max(1) * 2, user_agent)?);
     let prefix = args.prefix.clone().unwrap_or_else(|| {
         rand::thread_rng()
             .sample_iter(&Alphanumeric)
@@ -80,8 +84,9 @@ pub async fn run(
 
     progress.phase("registering");
     let registered = in_parallel(&limit, progress, "accounts", users, |i| {
-        let (rest, password) = (rest.clone(), password.clone());
+        let rest = rest.clone();
         let username = format!("{prefix}-u{i}");
+        let body = registration(&username, &password, args.register_extra.as_ref());
         async move {
             let call = Call::new(
                 Method::POST,
@@ -89,16 +94,17 @@ pub async fn run(
                 "/auth/register".to_owned(),
                 None,
             );
-            let body = rest
-                .expect_success(
-                    &call,
-                    Some(json!({"username": username, "password": password})),
-                )
-                .await?;
+            let answer = rest.expect_success(&call, Some(body)).await?;
+            let token = text(&answer, "token")?;
+            // Concord answers with the id too; Discord-style servers give the token only.
+            let id = match answer.get("user_id").and_then(Value::as_str) {
+                Some(id) => id.to_owned(),
+                None => current_user(&rest, &token).await?.0,
+            };
             Ok(User {
-                id: text(&body, "user_id")?,
+                id,
                 username,
-                token: text(&body, "token")?,
+                token,
             })
         }
     })
@@ -136,7 +142,11 @@ pub async fn run(
                     text(&rest.expect_success(&call, None).await?, "token")?
                 }
             };
-            Ok(Bot { id, owner, token })
+            Ok(Bot {
+                id,
+                owner: Some(owner),
+                token,
+            })
         }
     })
     .await
@@ -249,9 +259,54 @@ pub async fn run(
     Ok(report)
 }
 
+/// The registration body: `username`, `password`, then `extra` merged over them, with
+/// `{username}` in its strings replaced (an e-mail address must differ per account).
+pub fn registration(username: &str, password: &str, extra: Option<&Map<String, Value>>) -> Value {
+    let mut body = Map::new();
+    body.insert("username".to_owned(), json!(username));
+    body.insert("password".to_owned(), json!(password));
+    for (key, value) in extra.into_iter().flatten() {
+        body.insert(key.clone(), fill_username(value, username));
+    }
+    Value::Object(body)
+}
+
+fn fill_username(value: &Value, username: &str) -> Value {
+    match value {
+        Value::String(text) => Value::String(text.replace("{username}", username)),
+        Value::Array(items) => items.iter().map(|v| fill_username(v, username)).collect(),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill_username(v, username)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `GET /users/@me` with `auth` (a bare user token, or `Bot …`): the account's id and username.
+///
+/// # Errors
+/// When the server refuses the token or answers without an id.
+pub async fn current_user(rest: &Rest, auth: &str) -> anyhow::Result<(String, String)> {
+    let call = Call::new(
+        Method::GET,
+        "/users/@me",
+        "/users/@me".to_owned(),
+        Some(auth),
+    );
+    let me = rest.expect_success(&call, None).await?;
+    let username = me
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((text(&me, "id")?, username))
+}
+
 /// Runs `count` jobs with at most the semaphore's permits in flight; results in job order.
 /// The first failure stops the rest.
-async fn in_parallel<T, F, Fut>(
+pub(crate) async fn in_parallel<T, F, Fut>(
     limit: &Arc<Semaphore>,
     progress: &Progress,
     what: &str,
@@ -283,7 +338,7 @@ where
     Ok(results.into_iter().flatten().collect())
 }
 
-fn text(body: &Value, field: &str) -> anyhow::Result<String> {
+pub(crate) fn text(body: &Value, field: &str) -> anyhow::Result<String> {
     body.get(field)
         .and_then(Value::as_str)
         .map(str::to_owned)
@@ -305,5 +360,22 @@ mod tests {
             }
         }
         assert!(count.iter().all(|c| *c == 5));
+    }
+
+    #[test]
+    fn extra_registration_fields_are_merged() {
+        let extra = crate::cli::parse_json_object(
+            r#"{"consent": true, "email": "{username}@example.test", "password": "p2"}"#,
+        )
+        .unwrap();
+        let body = registration("ab-u1", "p1", Some(&extra));
+        assert_eq!(
+            body,
+            json!({"username": "ab-u1", "password": "p2", "consent": true, "email": "ab-u1@example.test"})
+        );
+        assert_eq!(
+            registration("u", "p", None),
+            json!({"username": "u", "password": "p"})
+        );
     }
 }

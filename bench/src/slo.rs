@@ -4,6 +4,9 @@
 //! scenario's primary histogram, or of a named one as `NAME.p99` (`last_recipient.p99`), whose
 //! threshold takes a unit (`us`, `ms`, `s`; bare numbers are milliseconds); or any figure of the
 //! report by name (`missing`, `duplicates`, `rate`...), compared as a plain number.
+//!
+//! A run whose sessions or requests failed is itself a failed objective: unless `--slo` names
+//! a failure figure, `failures=0` is implied (see [`with_implied`]).
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -173,6 +176,27 @@ fn latency_micros(value: &str) -> anyhow::Result<f64> {
     Ok(number * scale)
 }
 
+/// How the implied objective is shown.
+pub const IMPLIED_FAILURES: &str = "failures=0 (implied)";
+
+/// `objectives` plus `failures=0` when the report counts failures (failed connects, lost
+/// sessions, failed requests) and no objective on `failures` says how many are allowed.
+pub fn with_implied(objectives: &[Objective], report: &Report) -> Vec<Objective> {
+    let mut all = objectives.to_vec();
+    let allowed = objectives
+        .iter()
+        .any(|o| matches!(&o.metric, Metric::Figure(name) if name == "failures"));
+    if !allowed && report.figure("failures").is_some() {
+        all.push(Objective {
+            text: IMPLIED_FAILURES.to_owned(),
+            metric: Metric::Figure("failures".to_owned()),
+            op: Op::Eq,
+            threshold: 0.0,
+        });
+    }
+    all
+}
+
 /// Judges every objective against `report`.
 ///
 /// # Errors
@@ -280,5 +304,25 @@ mod tests {
         assert_eq!(ok, [true, false, true, false]);
         assert!(evaluate(&parse("nonsense=0").unwrap(), &report).is_err());
         assert!(evaluate(&parse("other.p99<1ms").unwrap(), &report).is_err());
+    }
+
+    #[test]
+    fn failures_fail_the_run_unless_an_objective_allows_them() {
+        let mut report = Report::new("connect", "http://127.0.0.1:1", serde_json::json!({}));
+        // No failure figure (setup): nothing implied.
+        assert!(with_implied(&[], &report).is_empty());
+        report.count("failures", 3);
+        let implied = evaluate(&with_implied(&[], &report), &report).unwrap();
+        assert_eq!(implied.len(), 1);
+        assert_eq!(implied[0].objective, IMPLIED_FAILURES);
+        assert!(!implied[0].ok);
+        let allowed = with_implied(&parse("failures<5").unwrap(), &report);
+        assert_eq!(allowed.len(), 1);
+        assert!(evaluate(&allowed, &report).unwrap()[0].ok);
+        // An objective on one kind of failure says nothing about the others.
+        let other = with_implied(&parse("p99<1s,lost=0").unwrap(), &report);
+        assert_eq!(other.len(), 3);
+        report.count("failures", 0);
+        assert!(evaluate(&with_implied(&[], &report), &report).unwrap()[0].ok);
     }
 }

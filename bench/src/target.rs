@@ -1,5 +1,6 @@
-//! Where the bench may connect: the `--target` server's addresses and nothing else, plus the
-//! local source address each worker binds its sockets to.
+//! Where the bench may connect: the `--target` server's addresses and those of the gateway
+//! URLs given with `--gateway`, nothing else; plus the local source address each worker binds
+//! its sockets to.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -66,6 +67,29 @@ impl GatewayUrl {
     /// # Errors
     /// When the URL is not `ws://`, does not resolve, or points elsewhere than the target.
     pub async fn resolve(raw: &str, allowed: &[IpAddr]) -> anyhow::Result<Self> {
+        let (url, addrs) = Self::lookup(raw).await?;
+        let Some(ip) = addrs.iter().find(|ip| allowed.contains(ip)) else {
+            bail!(
+                "gateway URL `{raw}` resolves to {addrs:?}, which is neither the target nor a \
+                 --gateway URL ({allowed:?}); the bench connects only where it is told (pass \
+                 --gateway to name the gateway's address)"
+            );
+        };
+        Ok(Self::at(raw, &url, *ip))
+    }
+
+    /// Parses and resolves a URL given by the user (`--gateway`), which the bench may use
+    /// wherever it points; returns it with every address its host resolves to, so that a
+    /// `resume_gateway_url` on the same host is accepted too.
+    ///
+    /// # Errors
+    /// When the URL is not `ws://` or does not resolve.
+    pub async fn given(raw: &str) -> anyhow::Result<(Self, Vec<IpAddr>)> {
+        let (url, addrs) = Self::lookup(raw).await?;
+        Ok((Self::at(raw, &url, addrs[0]), addrs))
+    }
+
+    async fn lookup(raw: &str) -> anyhow::Result<(Url, Vec<IpAddr>)> {
         let url = Url::parse(raw).with_context(|| format!("gateway URL `{raw}` is not a URL"))?;
         if url.scheme() != "ws" && url.scheme() != "http" {
             bail!("gateway URL `{raw}` is not ws:// (the bench does not speak TLS)");
@@ -73,22 +97,21 @@ impl GatewayUrl {
         let host = url.host_str().context("gateway URL has no host")?;
         let port = url.port_or_known_default().unwrap_or(80);
         let addrs = resolve(host, port).await?;
-        let Some(ip) = addrs.iter().find(|ip| allowed.contains(ip)) else {
-            bail!(
-                "gateway URL `{raw}` resolves to {addrs:?}, which is not the target ({allowed:?}); \
-                 the bench connects to the target only (pass --gateway to name another URL of it)"
-            );
-        };
+        Ok((url, addrs))
+    }
+
+    fn at(raw: &str, url: &Url, ip: IpAddr) -> Self {
+        let host = url.host_str().unwrap_or_default();
         let authority = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
         };
-        Ok(Self {
+        Self {
             url: raw.to_owned(),
             authority,
             path: url.path().to_owned(),
-            addr: SocketAddr::new(*ip, port),
-        })
+            addr: SocketAddr::new(ip, url.port_or_known_default().unwrap_or(80)),
+        }
     }
 }
 
@@ -177,5 +200,11 @@ mod tests {
         assert!(GatewayUrl::resolve("ws://127.0.0.2:8080", &allowed)
             .await
             .is_err());
+        // A URL given by the user is taken as it is, with its addresses.
+        let (given, addrs) = GatewayUrl::given("ws://127.0.0.2:9000/gw").await.unwrap();
+        assert_eq!(given.addr, "127.0.0.2:9000".parse().unwrap());
+        assert_eq!(given.path, "/gw");
+        assert_eq!(addrs, ["127.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert!(GatewayUrl::given("wss://127.0.0.2:9000").await.is_err());
     }
 }

@@ -64,6 +64,8 @@ pub struct Plan {
     pub ready_timeout_ms: u64,
     /// Reconnect window after a lost socket, ms; `None` = lost sockets stay lost.
     pub reconnect_window_ms: Option<u64>,
+    /// `User-Agent` of every upgrade request.
+    pub user_agent: Option<String>,
     /// The sessions.
     pub sessions: Vec<SessionSpec>,
 }
@@ -169,6 +171,7 @@ pub async fn serve() -> anyhow::Result<()> {
         ready_timeout: Duration::from_millis(plan.ready_timeout_ms),
         reconnect_window: plan.reconnect_window_ms.map(Duration::from_millis),
         content_prefix: format!("bench {} ", plan.run_id),
+        user_agent: plan.user_agent.clone(),
     };
     let shared = Arc::new(Shared::new(settings, control.clone()));
     let (events, outbox) = mpsc::unbounded_channel();

@@ -164,7 +164,8 @@ async fn scenarios_against_concord() {
             .unwrap(),
         posted
     );
-    assert_eq!(fanout["slo"].as_array().unwrap().len(), 3);
+    // The three asked for, and `failures=0` implied.
+    assert_eq!(fanout["slo"].as_array().unwrap().len(), 4);
 
     // post: REST throughput with errors classified.
     let json = scratch.path("post.json");

@@ -39,7 +39,17 @@ pub(crate) struct Ready<'a> {
     #[serde(default)]
     pub(crate) resume_gateway_url: Option<String>,
     #[serde(default, borrow)]
-    pub(crate) guilds: Vec<IdOnly<'a>>,
+    pub(crate) guilds: Vec<ReadyGuild<'a>>,
+}
+
+/// A guild in READY: unavailable (a bot's, or any guild Discord cannot serve yet; its
+/// GUILD_CREATE follows) or complete (a user account's, sent whole in READY).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReadyGuild<'a> {
+    #[serde(borrow)]
+    pub(crate) id: Cow<'a, str>,
+    #[serde(default)]
+    pub(crate) unavailable: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +136,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ready.guilds[0].id, "1");
+        assert!(ready.guilds[0].unavailable);
+        // A user account's READY: complete guild objects, no `unavailable`.
+        let ready: Ready<'_> = serde_json::from_str(
+            r#"{"session_id":"abc","guilds":[{"id":"2","name":"g","channels":[{"id":"3","type":0}],"unavailable":false},{"id":"4","name":"h"}]}"#,
+        )
+        .unwrap();
+        assert!(ready.guilds.iter().all(|g| !g.unavailable));
         assert_eq!(heartbeat(Some(5)), br#"{"op":1,"d":5}"#);
         let identify: serde_json::Value =
             serde_json::from_slice(&identify("t", DEFAULT_INTENTS)).unwrap();

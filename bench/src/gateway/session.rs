@@ -1,4 +1,5 @@
-//! One gateway session's life: open, HELLO, Identify, READY and every GUILD_CREATE, hold with
+//! One gateway session's life: open, HELLO, Identify, READY and the GUILD_CREATE of each guild
+//! READY lists as unavailable (a bot's; a user account's READY carries its guilds whole), hold with
 //! heartbeats while recording deliveries, and — when the scenario allows — come back after a
 //! lost socket with Resume (or a fresh Identify after op 9), within a reconnect window.
 //!
@@ -79,6 +80,8 @@ enum Event {
         session_id: String,
         resume_url: Option<String>,
         guilds: Vec<u64>,
+        /// Guilds READY lists as unavailable: their GUILD_CREATE is still to come.
+        unavailable: Vec<u64>,
     },
     GuildCreate(u64),
     Resumed,
@@ -247,8 +250,7 @@ impl Session {
         let deadline = opened + self.shared.settings.ready_timeout;
         let mut socket = socket::open(
             url,
-            self.shared.settings.source,
-            self.shared.settings.compress,
+            self.shared.settings.dial(),
             self.stats().counters.clone(),
         )
         .await?;
@@ -283,7 +285,8 @@ impl Session {
         }
     }
 
-    /// Sends Identify and waits for READY and its GUILD_CREATEs; returns READY's arrival.
+    /// Sends Identify and waits for READY and the GUILD_CREATE of each guild it lists as
+    /// unavailable; returns READY's arrival.
     async fn identify(
         &mut self,
         socket: &mut Socket,
@@ -320,6 +323,7 @@ impl Session {
                     session_id,
                     resume_url,
                     guilds,
+                    unavailable,
                 } => {
                     ready_at = unix_nanos();
                     if first {
@@ -332,8 +336,10 @@ impl Session {
                         Some(raw) => self.shared.resume_url(&raw).await,
                         None => None,
                     };
-                    self.record.guilds.clone_from(&guilds);
-                    pending = Some(guilds.into_iter().collect());
+                    self.record.guilds = guilds;
+                    // A complete guild in READY needs no GUILD_CREATE (Discord sends a user
+                    // account's guilds that way); an unavailable one does.
+                    pending = Some(unavailable.into_iter().collect());
                 }
                 Event::GuildCreate(id) => {
                     if let Some(pending) = pending.as_mut() {
@@ -412,8 +418,7 @@ impl Session {
                 .unwrap_or_else(|| self.shared.settings.gateway.clone());
             let Ok(mut socket) = socket::open(
                 &url,
-                self.shared.settings.source,
-                self.shared.settings.compress,
+                self.shared.settings.dial(),
                 self.stats().counters.clone(),
             )
             .await
@@ -616,13 +621,16 @@ impl Session {
                     Some("READY") => {
                         let ready: Ready<'_> =
                             data.and_then(parse).ok_or(End::Failed("bad_ready"))?;
+                        let id = |g: &payload::ReadyGuild<'_>| g.id.parse().ok();
                         Event::Ready {
                             session_id: ready.session_id,
                             resume_url: ready.resume_gateway_url,
-                            guilds: ready
+                            guilds: ready.guilds.iter().filter_map(id).collect(),
+                            unavailable: ready
                                 .guilds
                                 .iter()
-                                .filter_map(|g| g.id.parse().ok())
+                                .filter(|g| g.unavailable)
+                                .filter_map(id)
                                 .collect(),
                         }
                     }

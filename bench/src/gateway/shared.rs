@@ -180,6 +180,19 @@ pub struct Settings {
     pub reconnect_window: Option<Duration>,
     /// `bench <run_id> `: content prefix of this run's messages.
     pub content_prefix: String,
+    /// `User-Agent` of every upgrade request.
+    pub user_agent: Option<String>,
+}
+
+impl Settings {
+    /// How this worker's sockets are opened.
+    pub(crate) fn dial(&self) -> super::socket::Dial<'_> {
+        super::socket::Dial {
+            source: self.source,
+            compress: self.compress,
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
 }
 
 /// What every session of a worker shares.

@@ -12,7 +12,7 @@ use fastwebsockets::{
 };
 use http_body_util::Empty;
 use hyper::body::Bytes;
-use hyper::header::{CONNECTION, HOST, UPGRADE};
+use hyper::header::{CONNECTION, HOST, UPGRADE, USER_AGENT};
 use hyper::upgrade::Upgraded;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -76,17 +76,27 @@ where
     }
 }
 
-/// Opens a socket to `url` from `source`, asking for `compress`.
+/// Where and how to open a socket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dial<'a> {
+    /// Local address to bind to.
+    pub(crate) source: Option<IpAddr>,
+    /// Transport compression to ask for.
+    pub(crate) compress: Compress,
+    /// `User-Agent` of the upgrade request (some servers refuse upgrades without one).
+    pub(crate) user_agent: Option<&'a str>,
+}
+
+/// Opens a socket to `url` as `dial` says.
 ///
 /// # Errors
 /// A short kind (`connection_refused`, `too_many_open_files`, `http_404`, ...) for reports.
 pub(crate) async fn open(
     url: &GatewayUrl,
-    source: Option<IpAddr>,
-    compress: Compress,
+    dial: Dial<'_>,
     counters: Arc<Counters>,
 ) -> Result<Socket, String> {
-    match timeout(OPEN_TIMEOUT, open_inner(url, source, compress, counters)).await {
+    match timeout(OPEN_TIMEOUT, open_inner(url, dial, counters)).await {
         Ok(result) => result,
         Err(_) => Err("open_timeout".to_owned()),
     }
@@ -94,10 +104,14 @@ pub(crate) async fn open(
 
 async fn open_inner(
     url: &GatewayUrl,
-    source: Option<IpAddr>,
-    compress: Compress,
+    dial: Dial<'_>,
     counters: Arc<Counters>,
 ) -> Result<Socket, String> {
+    let Dial {
+        source,
+        compress,
+        user_agent,
+    } = dial;
     let socket = if url.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -111,7 +125,7 @@ async fn open_inner(
     }
     let stream = socket.connect(url.addr).await.map_err(|e| io_kind(&e))?;
     let _ = stream.set_nodelay(true);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method("GET")
         .uri(format!(
             "{}?v=10&encoding=json{}",
@@ -125,7 +139,11 @@ async fn open_inner(
             "Sec-WebSocket-Key",
             fastwebsockets::handshake::generate_key(),
         )
-        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Version", "13");
+    if let Some(agent) = user_agent {
+        request = request.header(USER_AGENT, agent);
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|_| "bad_request".to_owned())?;
     let (mut ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, request, stream)

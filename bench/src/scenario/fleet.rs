@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::{sleep_until, Instant};
 
-use super::Ctx;
+use super::{Ctx, Gateways};
 use crate::cli::SessionOpts;
 use crate::delivery::{DeliveryCheck, Posted};
 use crate::stats::{merge_tally, Hist, Tally};
-use crate::target::{source_addrs, GatewayUrl};
+use crate::target::source_addrs;
 use crate::worker::{
     merge_hist, Plan, Pool, SessionSpec, Tick, WorkerCommand, WorkerEvent, WorkerResult,
 };
@@ -66,14 +66,14 @@ pub struct Fleet {
 
 impl Fleet {
     /// Starts the workers, splitting `specs` round-robin between them; worker k connects to
-    /// `gateways[k % n]`.
+    /// gateway URL k mod n.
     ///
     /// # Errors
     /// When the source addresses are invalid or a worker cannot start.
     pub async fn launch(
         ctx: &Ctx,
         opts: &SessionOpts,
-        gateways: Vec<GatewayUrl>,
+        gateways: Gateways,
         specs: Vec<SessionSpec>,
         connect_rate: f64,
         reconnect_window: Option<Duration>,
@@ -91,14 +91,15 @@ impl Fleet {
             .map(|(k, sessions)| Plan {
                 worker: k,
                 run_id: ctx.run_id.clone(),
-                gateway: gateways[k % gateways.len().max(1)].clone(),
-                allowed: ctx.target.addrs.clone(),
+                gateway: gateways.urls[k % gateways.urls.len().max(1)].clone(),
+                allowed: gateways.allowed.clone(),
                 source: sources[k],
                 compress: opts.compress,
                 intents: opts.intents,
                 connect_rate: connect_rate / workers as f64,
                 ready_timeout_ms: opts.ready_timeout.as_millis() as u64,
                 reconnect_window_ms: reconnect_window.map(|w| w.as_millis() as u64),
+                user_agent: ctx.global.user_agent(),
                 sessions,
             })
             .collect();

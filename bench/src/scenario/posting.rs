@@ -82,6 +82,8 @@ pub struct PostStats {
     statuses: Mutex<Tally>,
     codes: Mutex<Tally>,
     transport: Mutex<Tally>,
+    /// Failures by their one-line reason (status, code, message, fields).
+    errors: Mutex<Tally>,
 }
 
 impl PostStats {
@@ -125,7 +127,34 @@ impl PostStats {
         report.breakdown("post_status", lock(&self.statuses));
         report.breakdown("post_discord_codes", lock(&self.codes));
         report.breakdown("post_transport_errors", lock(&self.transport));
+        report.breakdown("post_errors", lock(&self.errors));
     }
+}
+
+/// Longest nonce Discord accepts.
+const MAX_NONCE_LEN: usize = 25;
+
+/// The nonce of message `seq` of run `run_id`: the run id then `seq` in base 36, so that no
+/// two runs send the same nonce (a server that de-duplicates on nonce would otherwise answer
+/// a later run with an earlier run's message and send no event). A 10-character run id leaves
+/// 13 digits for `seq`, which base 36 needs only from 2^64 on: the nonce stays within
+/// [`MAX_NONCE_LEN`].
+pub fn nonce(run_id: &str, seq: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = Vec::new();
+    let mut rest = seq;
+    loop {
+        digits.push(DIGITS[(rest % 36) as usize]);
+        rest /= 36;
+        if rest == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    let mut nonce = run_id.to_owned();
+    nonce.extend(digits.into_iter().map(char::from));
+    debug_assert!(nonce.len() <= MAX_NONCE_LEN, "run ids are short enough");
+    nonce
 }
 
 /// Posts message `seq` of run `run_id` to `to`; returns it when the server accepted it.
@@ -149,7 +178,7 @@ pub async fn post_message(
         sent_at.store(now, Ordering::Relaxed);
         json!({
             "content": format!("bench {run_id} {} {seq} {now}", to.sender),
-            "nonce": seq.to_string(),
+            "nonce": nonce(run_id, seq),
         })
     };
     let reply = rest.send(&call, Some(&body)).await;
@@ -159,6 +188,7 @@ pub async fn post_message(
         Err(error) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
             bump(&stats.transport, error.kind);
+            bump(&stats.errors, format!("{} error", error.kind));
             return None;
         }
     };
@@ -174,6 +204,7 @@ pub async fn post_message(
         if let Some(code) = reply.discord_code() {
             bump(&stats.codes, code.to_string());
         }
+        bump(&stats.errors, reply.summary());
         return None;
     }
     stats
@@ -189,6 +220,7 @@ pub async fn post_message(
     let Some(id) = id else {
         stats.failed.fetch_add(1, Ordering::Relaxed);
         bump(&stats.codes, "no_message_id");
+        bump(&stats.errors, "answer without a message id");
         return None;
     };
     stats.ok.fetch_add(1, Ordering::Relaxed);
@@ -199,4 +231,17 @@ pub async fn post_message(
         start_ns: sent_at.load(Ordering::Relaxed),
         end_ns,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_differ_across_runs_and_fit_discord_s_limit() {
+        assert_eq!(nonce("abcdefghij", 0), "abcdefghij0");
+        assert_eq!(nonce("abcdefghij", 36 * 36 + 1), "abcdefghij101");
+        assert_ne!(nonce("abcdefghij", 7), nonce("abcdefghik", 7));
+        assert!(nonce("abcdefghij", u64::MAX).len() <= MAX_NONCE_LEN);
+    }
 }
