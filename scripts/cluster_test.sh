@@ -50,6 +50,12 @@ for port in 19000 19001 19100 19101 19200 19201 19202; do
   fi
 done
 if [ "$metrics_ok" = 1 ]; then log "admin endpoints passed"; else log "admin endpoints FAILED"; failed=1; fi
+# ... and what each serves passes `promtool check metrics` (installed by scripts/ops_check.sh).
+if bash scripts/check_metrics.sh $(for p in 19000 19001 19100 19101 19200 19201 19202; do echo "http://127.0.0.1:$p/metrics"; done); then
+  log "promtool check metrics passed"
+else
+  log "promtool check metrics FAILED"; failed=1
+fi
 
 # A second process cannot take a live node id; an unreachable Redis is named (without its
 # password) and ends the process with a non-zero status.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: services, formatting, lints, every workspace test (SQLite, PostgreSQL, real
 # sockets, twilight, Redis standalone and Redis Cluster), the discord.py, hikari and discord.js
-# end-to-end scripts against a running server, then the same clients and the cluster tests against
-# a local cluster of separate api, router and shard processes.
+# end-to-end scripts against a running server, the offline checks of the Kubernetes manifests,
+# image and monitoring rules, then the same clients and the cluster tests against a local cluster
+# of separate api, router and shard processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/concord-target}"
@@ -22,4 +23,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash scripts/dpy_smoke.sh
 bash scripts/client_smoke.sh
+# Kubernetes manifests, image, compose file, Prometheus rules and dashboard, checked offline.
+bash scripts/ops_check.sh
 bash scripts/cluster_test.sh
