@@ -105,7 +105,7 @@ fn describe_metrics() {
     );
     describe_gauge!(
         "concord_gateway_connections",
-        "Open gateway WebSocket connections and session links."
+        "Open gateway WebSocket connections."
     );
     describe_counter!(
         "concord_gateway_dispatches_total",
@@ -130,6 +130,10 @@ fn describe_metrics() {
         "Guild interest updates that failed."
     );
     describe_gauge!("concord_gateway_slots_owned", "Slots this process holds.");
+    describe_gauge!(
+        "concord_gateway_links",
+        "Open router-to-shard links (one per router and shard process pair; each end counts)."
+    );
     describe_counter!(
         "concord_gateway_slot_changes_total",
         "Slot ownership changes, by event: acquired, released or fenced."

@@ -20,8 +20,9 @@ hold=${HOLD_SECONDS:-60}
 # Message rates of the fan-out runs (POST/s), and whether to run the idle-session phase.
 rates=${RATES:-200 500}
 idle=${IDLE:-1}
-# A router holds two descriptors per session (client and link) under a 20 000 limit.
-nrouters=${ROUTERS:-$(( (sessions + 8999) / 9000 > 2 ? (sessions + 8999) / 9000 : 2 ))}
+# A router holds one descriptor per session (links to shard processes are shared) under a
+# 20 000 limit.
+nrouters=${ROUTERS:-$(( (sessions + 17999) / 18000 > 2 ? (sessions + 17999) / 18000 : 2 ))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/concord-target}
 (cd "$root" && cargo build --release -q -p concord -p concord-bench)
 bin=$CARGO_TARGET_DIR/release
