@@ -25,7 +25,7 @@ use crate::config::ShardConfig;
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::routing::{SessionHost, SessionRouter};
-use crate::session::SessionId;
+use crate::session::{SessionId, SharedEncodings};
 use crate::shard::Shard;
 
 /// Membership and slot-lease timing of a node.
@@ -75,6 +75,9 @@ pub struct ShardNode {
     topology: Arc<dyn Topology>,
     tokens: TokenKey,
     held: DashMap<SlotId, Held>,
+    /// Encodings the node's shards share (an event published to several of its slots is
+    /// encoded once).
+    encodings: Arc<SharedEncodings>,
 }
 
 impl std::fmt::Debug for ShardNode {
@@ -125,6 +128,7 @@ impl ShardNode {
             topology,
             tokens,
             held: DashMap::new(),
+            encodings: Arc::default(),
         });
         node.reconcile().await.map_err(cluster)?;
         Ok(node)
@@ -300,6 +304,7 @@ impl ShardNode {
             self.bus.clone(),
             self.topology.clone(),
             self.tokens.clone(),
+            self.encodings.clone(),
         );
         let subscription = match shard.subscribe().await {
             Ok(subscription) => subscription,

@@ -22,7 +22,7 @@ use crate::frame::{EncodedEvent, OutFrame};
 use filter::Recipient;
 use replay::ReplayBuffer;
 
-pub(crate) use filter::{client_shard_wants, EncodeCache};
+pub(crate) use filter::{client_shard_wants, EncodeCache, SharedEncodings};
 pub use id::SessionId;
 
 /// A message from the shard to the connection serving a session.

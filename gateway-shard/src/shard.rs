@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::frame::EncodedEvent;
 use crate::guild_create;
 use crate::metrics;
-use crate::session::{EncodeCache, Offer, Session, SessionId};
+use crate::session::{EncodeCache, Offer, Session, SessionId, SharedEncodings};
 use crate::table::SessionTable;
 use crate::task::AbortOnDrop;
 
@@ -43,6 +43,8 @@ pub struct Shard {
     membership: tokio::sync::Mutex<()>,
     /// How far the bus consumer has read, refreshed about once a second.
     position: std::sync::Mutex<Option<String>>,
+    /// Encodings shared with the process's other shards.
+    encodings: Arc<SharedEncodings>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -56,13 +58,14 @@ impl std::fmt::Debug for Shard {
 
 impl Shard {
     /// Creates the shard of slot `shard_id`. Nothing is consumed until [`Shard::run`] is spawned.
-    pub fn new(
+    pub(crate) fn new(
         shard_id: ShardId,
         config: Arc<ShardConfig>,
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
         topology: Arc<dyn Topology>,
         tokens: TokenKey,
+        encodings: Arc<SharedEncodings>,
     ) -> Arc<Self> {
         let shard = Arc::new(Self {
             id: shard_id,
@@ -75,6 +78,7 @@ impl Shard {
             table: SessionTable::default(),
             membership: tokio::sync::Mutex::new(()),
             position: std::sync::Mutex::new(None),
+            encodings,
         });
         shard.record_sessions();
         shard
@@ -228,7 +232,7 @@ impl Shard {
             (None, Some(guild)) => self.table.guild_sessions(guild),
             (None, None) => self.table.all(),
         };
-        let mut cache = EncodeCache::new(dispatch);
+        let mut cache = EncodeCache::shared(dispatch, &self.encodings);
         let mut sequenced = 0;
         for session in targets {
             if session.offer(dispatch, subject, &mut cache) == Offer::Sequenced {

@@ -7,6 +7,7 @@
 //! control notices.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,6 +47,9 @@ const EVENT_FIELD: &str = "e";
 /// Event ids a subscription remembers for de-duplication: retries land within seconds, which
 /// is far fewer entries than this at any rate a slot sees.
 const RECENT_EVENTS: usize = 65_536;
+/// Decoded messages a bus keeps by event id, shared by its subscriptions: a process holding
+/// several slots reads an event once per slot, and decodes it once.
+const DECODED_EVENTS: usize = 4_096;
 
 /// The Redis event bus.
 #[derive(Debug, Clone)]
@@ -53,6 +57,7 @@ pub struct RedisBus {
     keys: Keys,
     max_len: usize,
     redis: Redis,
+    decoded: Arc<Mutex<DecodedEvents>>,
 }
 
 impl RedisBus {
@@ -68,6 +73,7 @@ impl RedisBus {
             keys: Keys::new(redis.prefix(), slot_count),
             max_len: DEFAULT_MAX_LEN,
             redis,
+            decoded: Arc::default(),
         })
     }
 
@@ -92,6 +98,7 @@ impl RedisBus {
         Ok(LogSubscription {
             reader: StreamReader::start(self.redis.clone(), self.keys.log(slot)).await?,
             recent: RecentEvents::default(),
+            decoded: self.decoded.clone(),
             skipped: 0,
             slot,
         })
@@ -216,8 +223,14 @@ async fn xadd(
 pub struct LogSubscription {
     reader: StreamReader,
     recent: RecentEvents,
+    decoded: Arc<Mutex<DecodedEvents>>,
     skipped: u64,
     slot: SlotId,
+}
+
+fn lock(decoded: &Mutex<DecodedEvents>) -> MutexGuard<'_, DecodedEvents> {
+    // Holds only a map and a queue; a poisoned one is still consistent enough to read.
+    decoded.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The last [`RECENT_EVENTS`] event ids seen, oldest forgotten first.
@@ -243,6 +256,32 @@ impl RecentEvents {
     }
 }
 
+/// The last [`DECODED_EVENTS`] messages decoded by a bus's subscriptions, by event id. Messages
+/// share their payload (`Arc`), so every slot of a process hands its shards the same dispatch,
+/// which lets them share its encodings too.
+#[derive(Debug, Default)]
+struct DecodedEvents {
+    order: VecDeque<u64>,
+    by_event: std::collections::HashMap<u64, BusMessage>,
+}
+
+impl DecodedEvents {
+    fn get(&self, event: u64) -> Option<BusMessage> {
+        self.by_event.get(&event).cloned()
+    }
+
+    fn insert(&mut self, event: u64, message: &BusMessage) {
+        if self.by_event.insert(event, message.clone()).is_none() {
+            self.order.push_back(event);
+            if self.order.len() > DECODED_EVENTS {
+                if let Some(old) = self.order.pop_front() {
+                    self.by_event.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 impl LogSubscription {
     /// The next message, waiting as long as it takes.
     pub async fn next_message(&mut self) -> BusMessage {
@@ -255,8 +294,16 @@ impl LogSubscription {
                     continue;
                 }
             }
+            if let Some(message) = event.and_then(|e| lock(&self.decoded).get(e)) {
+                return message;
+            }
             match payload.map(codec::decode) {
-                Some(Ok(message)) => return message,
+                Some(Ok(message)) => {
+                    if let Some(event) = event {
+                        lock(&self.decoded).insert(event, &message);
+                    }
+                    return message;
+                }
                 Some(Err(error)) => self.skip(&id, &error.to_string()),
                 None => self.skip(&id, "no payload field"),
             }

@@ -17,6 +17,7 @@ conformance!(
     notices_round_trip,
     out_of_range_slots_are_errors,
     a_retried_append_arrives_once,
+    an_event_read_on_several_slots_is_decoded_once,
 );
 
 /// Reads `count` messages, failing the test if they take longer than [`PATIENCE`].
@@ -119,6 +120,32 @@ async fn a_retried_append_arrives_once(env: &TestRedis) {
     // Distinct events with equal content are both delivered; only the repeated id is dropped.
     assert_eq!(read(&mut sub, 4).await, vec![1, 2, 3, 3]);
     assert_drained(&mut sub).await;
+}
+
+async fn an_event_read_on_several_slots_is_decoded_once(env: &TestRedis) {
+    use concord_core::bus::BusMessage;
+    let bus = RedisBus::new(env.redis.clone(), 4).unwrap();
+    let mut a = bus.subscribe_slot(1).await.unwrap();
+    let mut b = bus.subscribe_slot(3).await.unwrap();
+    let dispatch = |m: BusMessage| match m {
+        BusMessage::Dispatch(dispatch) => dispatch,
+        other => panic!("not a dispatch: {other:?}"),
+    };
+    bus.publish_event(7, &[1, 3], message(1)).await.unwrap();
+    let from_a = dispatch(timeout(PATIENCE, a.next_message()).await.unwrap());
+    let from_b = dispatch(timeout(PATIENCE, b.next_message()).await.unwrap());
+    assert!(
+        std::sync::Arc::ptr_eq(&from_a, &from_b),
+        "one decoded dispatch shared by the process's slots"
+    );
+    // Another bus (another process) decodes its own.
+    let other = RedisBus::new(env.redis.clone(), 4).unwrap();
+    let mut c = other.subscribe_slot(1).await.unwrap();
+    bus.publish_event(8, &[1], message(2)).await.unwrap();
+    let from_a = dispatch(timeout(PATIENCE, a.next_message()).await.unwrap());
+    let from_c = dispatch(timeout(PATIENCE, c.next_message()).await.unwrap());
+    assert_eq!(from_a, from_c);
+    assert!(!std::sync::Arc::ptr_eq(&from_a, &from_c));
 }
 
 async fn subscribe_starts_at_the_current_end(env: &TestRedis) {

@@ -1,7 +1,7 @@
 //! Which sessions receive a dispatch, and in which encoding: the pure per-recipient rules.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use concord_core::bus::Dispatch;
 use concord_core::gateway::{EventKind, Intents};
@@ -107,31 +107,114 @@ pub(crate) fn select(
 }
 
 /// The (at most two) encodings of one dispatch, built on first use and shared by every
-/// recipient on the shard.
+/// recipient on the shard (and, through [`SharedEncodings`], by the process's other shards).
 pub(crate) struct EncodeCache<'d> {
-    dispatch: &'d Dispatch,
+    dispatch: &'d Arc<Dispatch>,
+    shared: Option<&'d SharedEncodings>,
     full: Option<Arc<EncodedEvent>>,
     stripped: Option<Arc<EncodedEvent>>,
 }
 
 impl<'d> EncodeCache<'d> {
-    pub(crate) fn new(dispatch: &'d Dispatch) -> Self {
+    /// Encodings of `dispatch` for one shard's recipients.
+    pub(crate) fn new(dispatch: &'d Arc<Dispatch>) -> Self {
         Self {
             dispatch,
+            shared: None,
             full: None,
             stripped: None,
+        }
+    }
+
+    /// The same, reusing what the process's other shards encoded for the same dispatch.
+    pub(crate) fn shared(dispatch: &'d Arc<Dispatch>, shared: &'d SharedEncodings) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(dispatch)
         }
     }
 
     /// The encoding for `variant`.
     pub(crate) fn get(&mut self, variant: Variant) -> Arc<EncodedEvent> {
         let dispatch = self.dispatch;
-        let (slot, data) = match (variant, &dispatch.data_without_content) {
-            (Variant::WithoutContent, Some(stripped)) => (&mut self.stripped, stripped),
-            _ => (&mut self.full, &dispatch.data),
+        let stripped = matches!(
+            (variant, &dispatch.data_without_content),
+            (Variant::WithoutContent, Some(_))
+        );
+        let local = if stripped {
+            &mut self.stripped
+        } else {
+            &mut self.full
         };
-        slot.get_or_insert_with(|| EncodedEvent::new(dispatch.kind, data))
-            .clone()
+        if let Some(event) = local {
+            return event.clone();
+        }
+        let encode = || {
+            let data = match (stripped, &dispatch.data_without_content) {
+                (true, Some(data)) => data,
+                _ => &dispatch.data,
+            };
+            EncodedEvent::new(dispatch.kind, data)
+        };
+        let event = match self.shared {
+            Some(shared) => shared.get_or_encode(dispatch, stripped, encode),
+            None => encode(),
+        };
+        local.insert(event).clone()
+    }
+}
+
+/// Encodings of recent dispatches, shared by the shards of one process: each slot consumes
+/// its own channel, but an event published to several slots arrives as one dispatch (the bus
+/// decodes it once), so it is encoded once per process, and a link sends its body once.
+#[derive(Debug, Default)]
+pub(crate) struct SharedEncodings {
+    recent: Mutex<VecDeque<SharedEntry>>,
+}
+
+/// A dispatch (held, so its address cannot be reused while it is a key) and its encodings.
+#[derive(Debug)]
+struct SharedEntry {
+    dispatch: Arc<Dispatch>,
+    full: Option<Arc<EncodedEvent>>,
+    stripped: Option<Arc<EncodedEvent>>,
+}
+
+/// Dispatches [`SharedEncodings`] remembers: the slots of a process read the same events
+/// within moments of each other.
+const SHARED_ENCODINGS: usize = 256;
+
+impl SharedEncodings {
+    fn get_or_encode(
+        &self,
+        dispatch: &Arc<Dispatch>,
+        stripped: bool,
+        encode: impl FnOnce() -> Arc<EncodedEvent>,
+    ) -> Arc<EncodedEvent> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let position = recent
+            .iter()
+            .rposition(|entry| Arc::ptr_eq(&entry.dispatch, dispatch));
+        let entry = match position {
+            Some(position) => &mut recent[position],
+            None => {
+                if recent.len() >= SHARED_ENCODINGS {
+                    recent.pop_front();
+                }
+                recent.push_back(SharedEntry {
+                    dispatch: dispatch.clone(),
+                    full: None,
+                    stripped: None,
+                });
+                recent.back_mut().expect("just pushed")
+            }
+        };
+        let slot = if stripped {
+            &mut entry.stripped
+        } else {
+            &mut entry.full
+        };
+        slot.get_or_insert_with(encode).clone()
     }
 }
 
@@ -281,11 +364,25 @@ mod tests {
 
     #[test]
     fn encodings_are_built_once() {
-        let event = message(None);
+        let event = Arc::new(message(None));
         let mut cache = EncodeCache::new(&event);
         let a = cache.get(Variant::Full);
         let b = cache.get(Variant::Full);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &cache.get(Variant::WithoutContent)));
+
+        // Another shard of the process gets the same encodings for the same dispatch.
+        let shared = SharedEncodings::default();
+        let first = EncodeCache::shared(&event, &shared).get(Variant::Full);
+        let second = EncodeCache::shared(&event, &shared).get(Variant::Full);
+        assert!(Arc::ptr_eq(&first, &second));
+        let stripped = EncodeCache::shared(&event, &shared).get(Variant::WithoutContent);
+        assert!(!Arc::ptr_eq(&first, &stripped));
+        // An equal but distinct dispatch is encoded on its own.
+        let other = Arc::new(message(None));
+        assert!(!Arc::ptr_eq(
+            &first,
+            &EncodeCache::shared(&other, &shared).get(Variant::Full)
+        ));
     }
 }
