@@ -49,7 +49,7 @@ pub struct Config {
     #[arg(long, env = "CONCORD_NODE_ID", global = true)]
     pub node_id: Option<u16>,
 
-    /// Where a shard process accepts session links from routers.
+    /// Where a shard process accepts links from routers.
     #[arg(long, env = "CONCORD_LINK_LISTEN", global = true, default_value = DEFAULT_LINK_LISTEN)]
     pub link_listen: SocketAddr,
 

@@ -63,7 +63,7 @@ pub struct RoleServer {
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    /// Held so that session links never see a shutdown signal (see the shard role).
+    /// Held so that linked sessions never see a shutdown signal (see the shard role).
     _link_shutdown: Option<watch::Sender<bool>>,
 }
 

@@ -81,8 +81,14 @@ echo "idle: before $before during $during" >"$out/idle-proc.txt"
 fi
 
 # Fan-out through the routers, CPU over every process including Redis.
+# CPU seconds per role, to show where a delivery's cost goes.
+role_cpu() {
+  for role in api router shard; do printf '%s=%s ' "$role" "$(procstat $(pids_of run/$role-*.pid) | cut -d' ' -f1)"; done
+  printf 'redis=%s\n' "$(procstat $(redis_pids) | cut -d' ' -f1)"
+}
 for rate in $rates; do
   before=$(procstat $all_pids)
+  roles_before=$(role_cpu)
   calls_before=$(redis_calls)
   "$bin/bench" fanout --fixture "$out/fixture.json" --gateway "$routers" --sessions 1000 \
     --rate "$rate" --duration 30s --workers 2 --json "$out/fanout-$rate.json" --quiet \
@@ -90,6 +96,7 @@ for rate in $rates; do
   after=$(procstat $all_pids)
   calls_after=$(redis_calls)
   echo "fanout-$rate: before $before after $after redis_calls $calls_before $calls_after" >"$out/fanout-$rate-proc.txt"
+  printf 'before %s\nafter  %s\n' "$roles_before" "$(role_cpu)" >"$out/fanout-$rate-roles.txt"
 done
 
 # Redis commands per message POST (no sessions online: interest lookup + appends only).
@@ -147,6 +154,11 @@ for rate in [int(r) for r in sys.argv[3].split()]:
     rows.append((f"cluster fan-out @{rate}: POST→delivery p50/p99/max", f'{h["p50_us"]/1000:.1f} / {h["p99_us"]/1000:.1f} / {h["max_us"]/1000:.1f} ms'))
     calls = int(p[9]) - int(p[8])
     rows.append((f"cluster fan-out @{rate}: Redis commands per POST", f'{calls / max(f["messages_posted"], 1):.1f}'))
+    roles = os.path.join(out, f"fanout-{rate}-roles.txt")
+    if os.path.exists(roles):
+        lines = [dict(kv.split("=") for kv in line.split()[1:]) for line in open(roles)]
+        split = ", ".join(f"{k} {float(lines[1][k]) - float(lines[0][k]):.1f}" for k in lines[0])
+        rows.append((f"cluster fan-out @{rate}: CPU seconds by role", split))
     if a:
         pa = proc(f"allinone-fanout-{rate}")
         cpu_a = float(pa[5]) - float(pa[2])

@@ -73,7 +73,7 @@ pub enum NodeState {
 /// A shard process's membership record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    /// Address routers open session links to (`host:port`).
+    /// Address routers open links to (`host:port`).
     pub advertise: String,
     /// Random per-process id: tells a restarted process from the one whose lease is still live.
     pub instance: String,

@@ -33,7 +33,7 @@ use crate::shard::Shard;
 pub struct NodeConfig {
     /// This process's node ordinal.
     pub node: NodeId,
-    /// Address routers open session links to (`host:port`); empty in all-in-one mode.
+    /// Address routers open links to (`host:port`); empty in all-in-one mode.
     pub advertise: String,
     /// Lease length of the membership record and of each slot; a dead node's slots are taken
     /// over after at most this long.

@@ -1,4 +1,4 @@
-//! [`LinkTickets`]: signed, short-lived tickets that let a router open a session link.
+//! [`LinkTickets`]: signed, short-lived tickets that let a router open a link.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
