@@ -1,5 +1,8 @@
 //! `concord cluster init|status`: the cluster's settings, members, slot owners and log lag.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use anyhow::Context;
 use concord_bus_redis::RedisTopology;
 use concord_core::topology::Topology;
@@ -14,38 +17,43 @@ use concord_bus_redis::Redis;
 /// When Redis cannot be reached.
 pub async fn cluster_command(config: &Config, action: ClusterAction) -> anyhow::Result<()> {
     let (redis, topology, _) = connect_redis(config).await?;
+    // Built whole, then written once: a reader that stops early (`| grep -q`, `| head`) ends
+    // the write with a broken pipe, which is not an error of the command.
+    let mut out = String::new();
     match action {
         ClusterAction::Init => {
             let cluster = RedisTopology::cluster_config(&redis)
                 .await?
                 .context("cluster settings missing after init")?;
-            println!(
+            writeln!(
+                out,
                 "cluster at {}: {} slots (created at {} ms)",
                 redis.redacted_url(),
                 cluster.slots,
                 cluster.created_ms
-            );
+            )?;
         }
         ClusterAction::Status => {
             let table = topology.table().await?;
-            println!("cluster at {}", redis.redacted_url());
-            println!("members ({}):", table.members.len());
+            writeln!(out, "cluster at {}", redis.redacted_url())?;
+            writeln!(out, "members ({}):", table.members.len())?;
             for member in &table.members {
                 let held = table
                     .owners
                     .iter()
                     .flatten()
                     .filter(|l| l.node == member.node);
-                println!(
+                writeln!(
+                    out,
                     "  node {:>3}  {:?}  {}  slots held: {}",
                     member.node,
                     member.state,
                     member.advertise,
                     held.count()
-                );
+                )?;
             }
             let logs = log_states(&redis, &table).await;
-            println!("slots ({}):", table.owners.len());
+            writeln!(out, "slots ({}):", table.owners.len())?;
             for (slot, owner) in table.owners.iter().enumerate() {
                 let owner = owner.map_or_else(
                     || "unowned".to_owned(),
@@ -56,14 +64,18 @@ pub async fn cluster_command(config: &Config, action: ClusterAction) -> anyhow::
                     Some(ms) => format!("lag {ms} ms"),
                     None => "lag unknown".to_owned(),
                 };
-                println!(
+                writeln!(
+                    out,
                     "  slot {slot:>4}  {owner}  log length {}  {lag}",
                     log.length
-                );
+                )?;
             }
         }
     }
-    Ok(())
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 /// A slot log as `cluster status` shows it.
