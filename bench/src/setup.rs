@@ -23,7 +23,7 @@ use crate::cli::SetupArgs;
 use crate::fixture::{self, Bot, Fixture, Guild, User};
 use crate::progress::Progress;
 use crate::report::Report;
-use crate::rest::{Call, Rest};
+use crate::rest::{ApiError, Call, Rest};
 use crate::target::Target;
 
 /// Guilds a user may be in (Discord's cap for user accounts, which Concord keeps).
@@ -132,15 +132,7 @@ pub async fn run(
             // Discord shows a bot token only on reset; Concord also returns it at creation.
             let token = match app.get("token").and_then(Value::as_str) {
                 Some(token) => token.to_owned(),
-                None => {
-                    let call = Call::new(
-                        Method::POST,
-                        "/applications/{application_id}/bot/reset",
-                        format!("/applications/{id}/bot/reset"),
-                        Some(auth),
-                    );
-                    text(&rest.expect_success(&call, None).await?, "token")?
-                }
+                None => bot_token(&rest, &id, auth).await?,
             };
             Ok(Bot {
                 id,
@@ -336,6 +328,44 @@ where
         progress.status(format!("{done}/{count} {what}"));
     }
     Ok(results.into_iter().flatten().collect())
+}
+
+/// Discord error code of an application that has no bot user.
+const APPLICATION_BOT_ABSENT: i64 = 50010;
+
+/// The token of application `id`'s bot, from `POST /applications/{id}/bot/reset`. An
+/// application made without a bot (as Discord made them before 2023, and as servers that
+/// follow that rule still do) answers 50010; its bot is then added with
+/// `POST /applications/{id}/bot`, whose answer carries the token.
+async fn bot_token(rest: &Rest, id: &str, auth: &str) -> anyhow::Result<String> {
+    let reset = Call::new(
+        Method::POST,
+        "/applications/{application_id}/bot/reset",
+        format!("/applications/{id}/bot/reset"),
+        Some(auth),
+    );
+    match rest.expect_success(&reset, None).await {
+        Ok(answer) => text(&answer, "token"),
+        Err(err)
+            if err
+                .downcast_ref::<ApiError>()
+                .is_some_and(|e| e.code == Some(APPLICATION_BOT_ABSENT)) =>
+        {
+            let add = Call::new(
+                Method::POST,
+                "/applications/{application_id}/bot",
+                format!("/applications/{id}/bot"),
+                Some(auth),
+            );
+            let answer = rest.expect_success(&add, Some(json!({}))).await?;
+            match answer.get("token").and_then(Value::as_str) {
+                Some(token) => Ok(token.to_owned()),
+                // The bot exists now; reset shows its token.
+                None => text(&rest.expect_success(&reset, None).await?, "token"),
+            }
+        }
+        Err(err) => Err(err),
+    }
 }
 
 pub(crate) fn text(body: &Value, field: &str) -> anyhow::Result<String> {

@@ -3,8 +3,10 @@
 //! guilds whole (no GUILD_CREATE follows), requests and upgrades without a `User-Agent` are
 //! refused, message nonces are de-duplicated forever, and the gateway listens on another
 //! address than the REST API; bots get their guilds as unavailable in READY, then a
-//! GUILD_CREATE each, a moment later. Driven as a user would: setup → connect → fanout twice on
-//! the same fixture, then `fixture import` from bare tokens (a bot's among them) → connect,
+//! GUILD_CREATE each, a moment later. A body lacking a required property is refused as a
+//! JSON-schema validator does (the error filed under the empty key), and an application is
+//! made without a bot, which must be added with `POST /applications/{id}/bot`. Driven as a
+//! user would: setup → connect → fanout twice on the same fixture, then `fixture import` from bare tokens (a bot's among them) → connect,
 //! fanout and post.
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +43,8 @@ struct World {
     /// session number → (user id, its dispatch queue).
     sessions: Mutex<HashMap<u64, (u64, Queue)>>,
     gateway_url: Mutex<String>,
+    /// application id → (owner, its bot's token once added).
+    applications: Mutex<HashMap<u64, (u64, Option<String>)>>,
 }
 
 /// How long a bot waits for each GUILD_CREATE after READY.
@@ -83,9 +87,8 @@ impl World {
         (account.bot == bot).then_some((account.id, account.username))
     }
 
-    /// Makes a bot and puts it in every guild, as an administrator would by hand.
-    fn add_bot_everywhere(&self) -> String {
-        let id = self.id();
+    /// Makes a bot account with user id `id`; returns its token.
+    fn add_bot(&self, id: u64) -> String {
         let token = format!("bot{id}.{:x}", rand::random::<u64>());
         self.users.lock().unwrap().insert(
             token.clone(),
@@ -95,6 +98,13 @@ impl World {
                 bot: true,
             },
         );
+        token
+    }
+
+    /// Makes a bot and puts it in every guild, as an administrator would by hand.
+    fn add_bot_everywhere(&self) -> String {
+        let id = self.id();
+        let token = self.add_bot(id);
         for row in self.guilds.lock().unwrap().values_mut() {
             row.members.insert(id);
         }
@@ -162,6 +172,15 @@ async fn register(State(world): State<Shared>, Json(body): Json<Value>) -> Respo
             50035,
             "Invalid Form Body",
             json!({"consent": {"_errors": [{"code": "CONSENT_REQUIRED", "message": "You need to agree to the terms"}]}}),
+        );
+    }
+    if body.get("date_of_birth").is_none() {
+        // As a JSON-schema validator answers: the whole body is at fault, under "".
+        return discord_error(
+            StatusCode::BAD_REQUEST,
+            50035,
+            "Invalid Form Body",
+            json!({"": {"_errors": [{"code": "required", "message": "must have required property 'date_of_birth'"}]}}),
         );
     }
     let Some(username) = body["username"].as_str() else {
@@ -289,6 +308,59 @@ async fn accept_invite(
         row.members.insert(user);
     }
     Json(json!({"code": code, "guild": {"id": guild.to_string()}})).into_response()
+}
+
+/// An application, without a bot (as Discord made them before 2023) and without a token.
+async fn create_application(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let Some((user, _)) = world.user(&headers) else {
+        return unauthorized();
+    };
+    let id = world.id();
+    world.applications.lock().unwrap().insert(id, (user, None));
+    Json(json!({"id": id.to_string(), "bot": null})).into_response()
+}
+
+/// Adds the application's bot; answers its token.
+async fn add_application_bot(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path(app): Path<u64>,
+) -> Response {
+    let Some((user, _)) = world.user(&headers) else {
+        return unauthorized();
+    };
+    match world.applications.lock().unwrap().get_mut(&app) {
+        Some((owner, bot)) if *owner == user && bot.is_none() => {
+            // The bot's user id is the application's, as on Discord.
+            let token = world.add_bot(app);
+            *bot = Some(token.clone());
+            Json(json!({"token": token})).into_response()
+        }
+        _ => discord_error(StatusCode::FORBIDDEN, 50001, "Missing Access", Value::Null),
+    }
+}
+
+/// The bot's token, or 50010 when the application has no bot.
+async fn reset_application_bot(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path(app): Path<u64>,
+) -> Response {
+    let Some((user, _)) = world.user(&headers) else {
+        return unauthorized();
+    };
+    match world.applications.lock().unwrap().get(&app) {
+        Some((owner, Some(token))) if *owner == user => {
+            Json(json!({"token": token})).into_response()
+        }
+        Some((owner, None)) if *owner == user => discord_error(
+            StatusCode::BAD_REQUEST,
+            50010,
+            "OAuth2 application does not have a bot",
+            Value::Null,
+        ),
+        _ => discord_error(StatusCode::FORBIDDEN, 50001, "Missing Access", Value::Null),
+    }
 }
 
 async fn gateway(State(world): State<Shared>) -> Json<Value> {
@@ -490,6 +562,12 @@ async fn start_server() -> (Shared, String, String) {
         .route("/api/v10/channels/{id}/messages", post(create_message))
         .route("/api/v10/invites/{code}", post(accept_invite))
         .route("/api/v10/gateway", get(gateway))
+        .route("/api/v10/applications", post(create_application))
+        .route("/api/v10/applications/{id}/bot", post(add_application_bot))
+        .route(
+            "/api/v10/applications/{id}/bot/reset",
+            post(reset_application_bot),
+        )
         .layer(middleware::from_fn(require_user_agent))
         .with_state(world.clone());
     let gateway = Router::new()
@@ -628,6 +706,8 @@ async fn scenarios_against_a_discord_shaped_server() {
                 "3",
                 "--members-per-guild",
                 "6",
+                "--bots",
+                "1",
                 "--fixture",
                 &fixture,
             ];
@@ -646,6 +726,14 @@ async fn scenarios_against_a_discord_shaped_server() {
         2,
         &["auth/register", "50035", "consent: CONSENT_REQUIRED"],
     );
+    // A whole-body error names the property through its message.
+    let out = setup(Some(r#"{"consent": true}"#)).await;
+    failed_with(
+        "setup without date_of_birth",
+        &out,
+        2,
+        &["(must have required property 'date_of_birth')"],
+    );
     let out = setup(Some(r#"{"consent": true, "date_of_birth": "2000-01-01"}"#)).await;
     succeeded("setup", &out);
     let written: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
@@ -657,6 +745,13 @@ async fn scenarios_against_a_discord_shaped_server() {
         let id = world.users.lock().unwrap()[token].id;
         assert_eq!(user["id"], id.to_string());
     }
+    // The application had no bot: setup added it, and holds its token.
+    let bots = written["bots"].as_array().unwrap();
+    assert_eq!(bots.len(), 1);
+    let bot_token = bots[0]["token"].as_str().unwrap();
+    let bot_account = world.users.lock().unwrap()[bot_token].clone();
+    assert!(bot_account.bot);
+    assert_eq!(bots[0]["id"], bot_account.id.to_string());
 
     // GET /gateway names another address than the target: refused unless given.
     let out = bench(&["connect", "--fixture", &fixture, "--duration", "0s"]).await;

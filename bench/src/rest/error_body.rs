@@ -20,22 +20,24 @@ fn walk(node: &Value, path: &mut String, found: &mut Vec<String>) {
     for (key, child) in map {
         if key == "_errors" {
             for error in child.as_array().into_iter().flatten() {
-                // The code is the stable part; the message is for when a server has none.
-                let what = error
-                    .get("code")
-                    .and_then(Value::as_str)
-                    .or_else(|| error.get("message").and_then(Value::as_str))
-                    .unwrap_or("invalid");
+                let code = error.get("code").and_then(Value::as_str);
+                let message = error.get("message").and_then(Value::as_str);
                 found.push(if path.is_empty() {
-                    what.to_owned()
+                    // An error on the whole body: only its message says what is wrong (e.g.
+                    // "must have required property 'consent'"), its code alone ("required")
+                    // does not.
+                    message.or(code).unwrap_or("invalid").to_owned()
                 } else {
-                    format!("{path}: {what}")
+                    // The code is the stable part; the message is for when a server has none.
+                    format!("{path}: {}", code.or(message).unwrap_or("invalid"))
                 });
             }
             continue;
         }
         let before = path.len();
-        if key.bytes().all(|b| b.is_ascii_digit()) {
+        if key.is_empty() {
+            // Some servers (JSON-schema validators) file whole-body errors under "".
+        } else if key.bytes().all(|b| b.is_ascii_digit()) {
             path.push_str(&format!("[{key}]"));
         } else {
             if !path.is_empty() {
@@ -74,5 +76,27 @@ mod tests {
             ]
         );
         assert!(field_errors(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn whole_body_errors_give_their_message() {
+        // A JSON-schema validator's answer to a body lacking a required property: the error
+        // sits under the empty key, and its code alone does not say which property.
+        let body: Value = serde_json::from_str(
+            r#"{"code": 50035, "message": "Invalid Form Body", "errors": {
+                "": {"_errors": [{"message": "must have required property 'consent'", "code": "required"}]},
+                "date_of_birth": {"_errors": [{"message": "This field is required", "code": "BASE_TYPE_REQUIRED"}]}
+            }}"#,
+        )
+        .unwrap();
+        let mut found = field_errors(&body["errors"]);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "date_of_birth: BASE_TYPE_REQUIRED",
+                "must have required property 'consent'",
+            ]
+        );
     }
 }
