@@ -9,9 +9,10 @@
 //! user would: setup → connect → fanout twice on the same fixture, then `fixture import` from bare tokens (a bot's among them) → connect,
 //! fanout and post.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,8 @@ use axum::{Json, Router};
 use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use common::{bench, figure, report, succeeded, Scratch};
 
 /// The test server's state: accounts, guilds, invites, messages by nonce, live sessions.
 #[derive(Default)]
@@ -584,51 +587,6 @@ async fn start_server() -> (Shared, String, String) {
     (world, format!("http://{rest_addr}"), gateway_url)
 }
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "concord-bench-compat-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.0.join(file).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `bench` with exactly these arguments.
-async fn bench(args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .await
-        .expect("bench runs")
-}
-
-#[track_caller]
-fn succeeded(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[track_caller]
 fn failed_with(what: &str, output: &Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -636,17 +594,6 @@ fn failed_with(what: &str, output: &Output, code: i32, needles: &[&str]) {
     for needle in needles {
         assert!(stderr.contains(needle), "{what}: `{needle}` in {stderr}");
     }
-}
-
-fn report(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report exists")).unwrap()
-}
-
-#[track_caller]
-fn figure(report: &Value, name: &str) -> f64 {
-    report["figures"][name]
-        .as_f64()
-        .unwrap_or_else(|| panic!("figure `{name}` in {}", report["figures"]))
 }
 
 /// A fanout run: every message delivered to every session of its guild, none missing.
@@ -690,7 +637,7 @@ async fn fanout(fixture: &str, gateway: &str, json: &str, bots: bool) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_against_a_discord_shaped_server() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("compat");
     let (world, target, gateway) = start_server().await;
     let fixture = scratch.path("fixture.json");
     let setup = |extra: Option<&'static str>| {

@@ -2,36 +2,14 @@
 //! real `bench` binary: setup, connect, fanout, post and resume, each checked through its JSON
 //! report; and setup against a server lacking a route.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
+
+use std::path::Path;
 
 use clap::Parser;
+use common::{bench, figure, report, succeeded, Scratch};
 use concord::{Config, Server};
 use serde_json::Value;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "concord-bench-{name}-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.0.join(file).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn start_concord(data: &Path) -> Server {
     let config = Config::try_parse_from([
@@ -51,47 +29,20 @@ async fn start_concord(data: &Path) -> Server {
 }
 
 /// Runs `bench` with `args` split on spaces (no argument here holds one).
-async fn bench(args: &str) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args.split_whitespace())
-        .arg("--quiet")
-        .output()
-        .await
-        .expect("bench runs")
-}
-
-#[track_caller]
-fn succeeded(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn report(path: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report exists")).unwrap()
-}
-
-fn figure(report: &Value, name: &str) -> f64 {
-    report["figures"][name]
-        .as_f64()
-        .unwrap_or_else(|| panic!("figure `{name}` in {}", report["figures"]))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_against_concord() {
     let scratch = Scratch::new("smoke");
-    let server = start_concord(&scratch.0).await;
+    let server = start_concord(scratch.dir()).await;
     let target = format!("http://{}", server.addr());
     let fixture = scratch.path("fixture.json");
 
-    let out = bench(&format!(
-        "setup --target {target} --users 20 --guilds 4 --members-per-guild 10 \
+    let out = bench(
+        format!(
+            "setup --target {target} --users 20 --guilds 4 --members-per-guild 10 \
          --bots 2 --fixture {fixture}"
-    ))
+        )
+        .split_whitespace(),
+    )
     .await;
     succeeded("setup", &out);
     let written: Value = serde_json::from_slice(&std::fs::read(&fixture).unwrap()).unwrap();
@@ -105,11 +56,14 @@ async fn scenarios_against_concord() {
 
     // connect: 200 sessions over 20 users, two worker processes, zstd-stream.
     let json = scratch.path("connect.json");
-    let out = bench(&format!(
-        "connect --fixture {fixture} --sessions 200 --rate 400 --duration 3s \
+    let out = bench(
+        format!(
+            "connect --fixture {fixture} --sessions 200 --rate 400 --duration 3s \
          --workers 2 --compress zstd-stream --json {json} --slo \
          failures=0,p99<10s"
-    ))
+        )
+        .split_whitespace(),
+    )
     .await;
     succeeded("connect", &out);
     let connect = report(&json);
@@ -136,10 +90,13 @@ async fn scenarios_against_concord() {
 
     // fanout: every delivery checked, zlib-stream.
     let json = scratch.path("fanout.json");
-    let out = bench(&format!(
-        "fanout --fixture {fixture} --sessions 200 --rate 40 --duration 6s \
+    let out = bench(
+        format!(
+            "fanout --fixture {fixture} --sessions 200 --rate 40 --duration 6s \
          --compress zlib-stream --json {json} --slo missing=0,duplicates=0,gaps=0"
-    ))
+        )
+        .split_whitespace(),
+    )
     .await;
     succeeded("fanout", &out);
     let fanout = report(&json);
@@ -169,9 +126,10 @@ async fn scenarios_against_concord() {
 
     // post: REST throughput with errors classified.
     let json = scratch.path("post.json");
-    let out = bench(&format!(
-        "post --fixture {fixture} --concurrency 8 --duration 2s --json {json}"
-    ))
+    let out = bench(
+        format!("post --fixture {fixture} --concurrency 8 --duration 2s --json {json}")
+            .split_whitespace(),
+    )
     .await;
     succeeded("post", &out);
     let post = report(&json);
@@ -185,11 +143,14 @@ async fn scenarios_against_concord() {
 
     // resume: half the sockets cut without a close frame; they must resume with a full replay.
     let json = scratch.path("resume.json");
-    let out = bench(&format!(
-        "resume --fixture {fixture} --sessions 200 --rate 40 --duration 6s --at \
+    let out = bench(
+        format!(
+            "resume --fixture {fixture} --sessions 200 --rate 40 --duration 6s --at \
          2s --command true --drop-fraction 0.5 --json {json} --slo \
          missing=0,lost=0"
-    ))
+        )
+        .split_whitespace(),
+    )
     .await;
     succeeded("resume", &out);
     let resume = report(&json);
@@ -209,9 +170,10 @@ async fn scenarios_against_concord() {
     assert_eq!(figure(&resume, "command_exit_code"), 0.0);
 
     // An objective that cannot hold makes the exit code 1.
-    let out = bench(&format!(
-        "connect --fixture {fixture} --sessions 10 --duration 0s --slo p99<1us"
-    ))
+    let out = bench(
+        format!("connect --fixture {fixture} --sessions 10 --duration 0s --slo p99<1us")
+            .split_whitespace(),
+    )
     .await;
     assert_eq!(
         out.status.code(),
@@ -256,9 +218,10 @@ async fn setup_names_the_missing_route() {
     let scratch = Scratch::new("routes");
     let target = partial_server().await;
     let fixture = scratch.path("fixture.json");
-    let out = bench(&format!(
-        "setup --target {target} --users 2 --guilds 1 --fixture {fixture}"
-    ))
+    let out = bench(
+        format!("setup --target {target} --users 2 --guilds 1 --fixture {fixture}")
+            .split_whitespace(),
+    )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -272,7 +235,7 @@ async fn setup_names_the_missing_route() {
     );
 
     // Without the fixture, scenarios say what to do.
-    let out = bench(&format!("connect --fixture {fixture}")).await;
+    let out = bench(format!("connect --fixture {fixture}").split_whitespace()).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bench setup"));
 }
