@@ -118,6 +118,12 @@ impl Error {
         Some(code.code())
     }
 
+    /// The close code to pass to a client whose socket is fine (over a link): the error's code,
+    /// or 4000 (resumable) for an error that is a socket failure of the other end.
+    pub(crate) fn link_close_code(&self) -> u16 {
+        self.close_code().unwrap_or(CloseCode::UnknownError.code())
+    }
+
     /// Whether the session stays resumable after its connection ends with this error.
     pub(crate) fn keeps_session(&self) -> bool {
         match self.close_code() {

@@ -27,9 +27,29 @@ pub(crate) const MAX_PREAMBLE: usize = 2048;
 /// Write buffer a link keeps between batches; a larger burst's buffer is given back.
 const RETAINED_WRITE_BUFFER: usize = 256 * 1024;
 
-/// Gives back a write buffer that grew for one large batch.
-fn release_excess(buf: &mut bytes::BytesMut) {
-    if buf.capacity() > RETAINED_WRITE_BUFFER {
-        *buf = bytes::BytesMut::new();
+/// Writes what `outbox` holds, a batch per wake-up, each message encoded by `encode`, until the
+/// outbox is closed (`Ok`) or the socket fails.
+async fn write_batches<T, W>(
+    outbox: &outbox::Outbox<T>,
+    write: &mut W,
+    mut encode: impl FnMut(&T, &mut bytes::BytesMut),
+) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut batch = Vec::new();
+    let mut buf = bytes::BytesMut::new();
+    while outbox.take(&mut batch).await {
+        for message in batch.drain(..) {
+            encode(&message, &mut buf);
+        }
+        write.write_all(&buf).await?;
+        buf.clear();
+        // A burst's buffer is given back rather than kept for the link's life.
+        if buf.capacity() > RETAINED_WRITE_BUFFER {
+            buf = bytes::BytesMut::new();
+        }
     }
+    Ok(())
 }

@@ -115,11 +115,7 @@ impl Link {
                 let _ = control.send(Control::Close(error));
             }
             Sink::Remote { peer, conn } => {
-                // Codes that cannot be sent (a broken socket) are resumable on the router.
-                let code = error
-                    .close_code()
-                    .unwrap_or(concord_core::gateway::CloseCode::UnknownError.code());
-                peer.close(conn, code);
+                peer.close(conn, error.link_close_code());
             }
         }
     }

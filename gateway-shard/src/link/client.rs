@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::BytesMut;
 use concord_core::topology::NodeId;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -188,19 +187,10 @@ impl LinkClient {
     }
 
     async fn write_all(&self, mut write: tokio::net::tcp::OwnedWriteHalf) -> String {
-        let mut batch = Vec::new();
-        let mut buf = BytesMut::new();
-        while self.outbox.take(&mut batch).await {
-            for message in batch.drain(..) {
-                message.encode(&mut buf);
-            }
-            if let Err(error) = write.write_all(&buf).await {
-                return format!("write: {error}");
-            }
-            buf.clear();
-            super::release_excess(&mut buf);
+        match super::write_batches(&self.outbox, &mut write, ToShard::encode).await {
+            Ok(()) => "closed".to_owned(),
+            Err(error) => format!("write: {error}"),
         }
-        "closed".to_owned()
     }
 
     async fn read_all(&self, read: tokio::net::tcp::OwnedReadHalf) -> String {

@@ -13,7 +13,7 @@ use concord_core::gateway::payload::incoming::{ClientFrame, RequestGuildMembers}
 use concord_core::gateway::OpCode;
 use concord_core::json;
 use concord_core::topology::NodeId;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout, Duration};
 use tracing::{debug, field, info_span, Instrument};
@@ -290,9 +290,7 @@ impl Peer {
     }
 
     fn refuse(&self, conn: u64, error: &Error) {
-        let code = error
-            .close_code()
-            .unwrap_or(concord_core::gateway::CloseCode::UnknownError.code());
+        let code = error.link_close_code();
         debug!(conn, code, %error, "linked identify or resume refused");
         self.outbox.push(ToRouter::Refused { conn, code });
     }
@@ -341,9 +339,7 @@ impl Peer {
 
     /// Ends an attached session's connection with `error`, as its own connection task would.
     async fn refuse_live(&self, conn: u64, served: &Served, error: &Error, keep: bool) {
-        let code = error
-            .close_code()
-            .unwrap_or(concord_core::gateway::CloseCode::UnknownError.code());
+        let code = error.link_close_code();
         self.lock().remove(&conn);
         self.outbox.push(ToRouter::Close { conn, code });
         served
@@ -389,19 +385,10 @@ async fn serve_link(tcp: TcpStream, context: ConnectionContext) {
         let peer = peer.clone();
         async move {
             let mut write = write;
-            let mut batch = Vec::new();
             let mut bodies = BodyEncoder::default();
-            let mut buf = BytesMut::new();
-            while peer.outbox.take(&mut batch).await {
-                for message in batch.drain(..) {
-                    bodies.encode(&message, &mut buf);
-                }
-                if write.write_all(&buf).await.is_err() {
-                    return;
-                }
-                buf.clear();
-                super::release_excess(&mut buf);
-            }
+            let encode = |message: &ToRouter, buf: &mut BytesMut| bodies.encode(message, buf);
+            // A failed write ends the link like a failed read: the router reconnects.
+            let _ = super::write_batches(&peer.outbox, &mut write, encode).await;
         }
     };
     let reader = {
