@@ -157,20 +157,7 @@ pub async fn run(
                 .expect_success(&call, Some(json!({"name": name})))
                 .await?;
             let id = text(&guild, "id")?;
-            let call = Call::new(
-                Method::GET,
-                "/guilds/{guild_id}/channels",
-                format!("/guilds/{id}/channels"),
-                auth,
-            );
-            let channels = rest.expect_success(&call, None).await?;
-            let channel_id = channels
-                .as_array()
-                .and_then(|list| list.iter().find(|c| c.get("type") == Some(&json!(0))))
-                .and_then(|c| c.get("id"))
-                .and_then(Value::as_str)
-                .with_context(|| format!("guild {id} has no text channel"))?
-                .to_owned();
+            let channel_id = first_text_channel(&rest, &id, &users_list[owner].token).await?;
             Ok(Guild {
                 id,
                 channel_id,
@@ -366,6 +353,35 @@ async fn bot_token(rest: &Rest, id: &str, auth: &str) -> anyhow::Result<String> 
         }
         Err(err) => Err(err),
     }
+}
+
+/// The first text channel (type 0) of `guild`, read with `GET /guilds/{id}/channels` as
+/// `token`.
+///
+/// # Errors
+/// A failed request, or a guild without a text channel.
+pub(crate) async fn first_text_channel(
+    rest: &Rest,
+    guild: &str,
+    token: &str,
+) -> anyhow::Result<String> {
+    let call = Call::new(
+        Method::GET,
+        "/guilds/{guild_id}/channels",
+        format!("/guilds/{guild}/channels"),
+        Some(token),
+    );
+    let channels = rest.expect_success(&call, None).await?;
+    channels
+        .as_array()
+        .and_then(|list| {
+            list.iter()
+                .find(|c| c.get("type").and_then(Value::as_u64) == Some(0))
+        })
+        .and_then(|c| c.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("guild {guild} has no text channel"))
 }
 
 pub(crate) fn text(body: &Value, field: &str) -> anyhow::Result<String> {
